@@ -1,0 +1,279 @@
+"""CPU mode: run the frozen trunk once per image view, cache its outputs, train only what trains.
+
+With the seed's `fine_tune_at = -20`, the first ~90 % of Xception's compute never changes during
+training, yet plain `fit` recomputes it for every image in every epoch. Here the frozen trunk runs
+once per image and per augmented view; its outputs (two 14x14x728 tensors at 224 px) go to a
+float16, disk-backed cache that later runs with the same data, weights and seed reuse. The
+trainable tail and the head train on the cache; each checkpoint copies their weights back into
+the complete model, which is what gets saved.
+
+What it approximates: a fixed number of augmented views per training image (`train.cached_views`)
+instead of a fresh augmentation every epoch, and trunk outputs rounded to float16.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pilah.model import BACKBONES, build_augmentation, build_model
+from pilah.runs import Run
+from pilah.train import TrainState, batches_for, compile_model, file_logger, fit
+
+
+def base_of(model: keras.Model) -> keras.Model:
+    """The backbone: the nested functional model (the augmentation is a nested Sequential)."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "augmentation")
+
+
+def boundary_tensors(base: keras.Model, fine_tune_at: int) -> list:
+    """Tensors that the trainable layers read from the frozen ones: the cache holds exactly these."""
+    tail = base.layers[fine_tune_at:]
+    inside = {id(layer) for layer in tail}
+    boundary: list = []
+    for layer in tail:
+        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+        for tensor in inputs:
+            if id(tensor._keras_history.operation) not in inside and all(tensor is not b for b in boundary):
+                boundary.append(tensor)
+    return boundary
+
+
+def split_model(full: keras.Model, fine_tune_at: int) -> tuple[keras.Model, keras.Model]:
+    """(trunk, trainable): trunk maps scaled pixels to the boundary tensors; trainable maps those
+    to class probabilities through the very same tail and head layers as `full`."""
+    base = base_of(full)
+    boundary = boundary_tensors(base, fine_tune_at)
+    trunk = keras.Model(base.input, boundary, name="frozen_trunk")
+    tail = keras.Model(boundary, base.output, name="trainable_tail")
+    inputs = [keras.Input(t.shape[1:], name=f"cached_{i}") for i, t in enumerate(boundary)]
+    x = tail(inputs)
+    for layer in full.layers[full.layers.index(base) + 1 :]:  # the head is a chain of layers
+        x = layer(x)
+    return trunk, keras.Model(inputs, x, name="trainable_part")
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every weighted layer of `source` into the layer of the same name in `target`."""
+    by_name = {layer.name: layer for layer in target.layers}
+    by_name.update({layer.name: layer for layer in base_of(target).layers})
+    for layer in _flat_layers(source):
+        if layer.weights:
+            by_name[layer.name].set_weights(layer.get_weights())
+
+
+def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    flat: list[keras.layers.Layer] = []
+    for layer in model.layers:
+        flat += _flat_layers(layer) if isinstance(layer, keras.Model) else [layer]
+    return flat
+
+
+class AssembledCheckpoint(keras.callbacks.Callback):
+    """Save the complete model (frozen trunk + trained part) whenever the monitored metric improves."""
+
+    def __init__(self, full: keras.Model, path: Path, monitor: str) -> None:
+        super().__init__()
+        self.full, self.path, self.monitor = full, path, monitor
+        self.higher_is_better = "acc" in monitor
+        self.best: float | None = None
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        current = float((logs or {})[self.monitor])
+        improved = self.best is None or (current > self.best if self.higher_is_better else current < self.best)
+        if improved:
+            self.best = current
+            copy_weights(self.model, self.full)
+            tmp = self.path.with_name("tmp-" + self.path.name)
+            self.full.save(tmp)
+            tmp.replace(self.path)
+
+
+class FeatureCache:
+    """Disk-backed float16 arrays of trunk outputs, one file per split, view and boundary tensor."""
+
+    def __init__(self, folder: Path, shapes: list[tuple[int, ...]]) -> None:
+        self.folder = folder
+        self.shapes = shapes
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, split: str, view: int, part: int) -> Path:
+        return self.folder / f"{split}-view{view}-part{part}.npy"
+
+    def _done(self, split: str, view: int) -> Path:
+        return self.folder / f"{split}-view{view}.done"
+
+    def is_complete(self, split: str, view: int) -> bool:
+        return self._done(split, view).is_file()
+
+    def create(self, split: str, view: int, count: int) -> list[np.memmap]:
+        return [
+            np.lib.format.open_memmap(self._file(split, view, p), mode="w+", dtype=np.float16, shape=(count, *s))
+            for p, s in enumerate(self.shapes)
+        ]
+
+    def mark_complete(self, split: str, view: int) -> None:
+        self._done(split, view).touch()
+
+    def open(self, split: str, view: int) -> list[np.memmap]:
+        return [np.load(self._file(split, view, p), mmap_mode="r") for p in range(len(self.shapes))]
+
+
+def cache_key(run: Run) -> str:
+    """Same data, split, weights, trunk and augmentation -> same key -> the cache is reused."""
+    cfg = run.config
+    weights = cfg.model.weights
+    if Path(weights).is_file():
+        weights = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    identity = {
+        "manifest": [(r.path, r.sha1, r.split) for r in run.manifest],
+        "image_size": cfg.data.image_size,
+        "seed": cfg.data.seed,
+        "backbone": cfg.model.backbone,
+        "weights": weights,
+        "fine_tune_at": cfg.model.fine_tune_at,
+        "augment": asdict(cfg.model.augment),
+        "format": 1,
+    }
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> None:
+    """Run the trunk over every view that the cache lacks: augmented views for train, clean for val."""
+    cfg = run.config
+    backbone = BACKBONES[cfg.model.backbone]
+    jobs = [("train", v) for v in range(1, cfg.train.cached_views + 1)] + [("val", 0)]
+    for split, view in jobs:
+        if cache.is_complete(split, view):
+            logger.info(f"cache: {split} view {view} already cached in {cache.folder}")
+            continue
+        batches = batches_for(run, split)
+        arrays = cache.create(split, view, len(batches.paths))
+        keras.utils.set_random_seed(cfg.data.seed * 1000 + view)  # each view reproducible on its own
+        augment = build_augmentation(cfg.model.augment) if view else None
+        progress = keras.utils.Progbar(len(batches), unit_name="batch")
+        logger.info(f"cache: running the frozen trunk over {split} view {view} ({len(batches.paths)} images)")
+        for index in range(len(batches)):
+            (images, _) = batches[index]
+            if augment is not None:
+                images = augment(images, training=True)
+            scaled = keras.ops.convert_to_numpy(images) * backbone.input_scale + backbone.input_offset
+            outputs = trunk.predict_on_batch(scaled)
+            start = index * batches.batch_size
+            for array, output in zip(arrays, outputs, strict=True):
+                array[start : start + len(output)] = np.asarray(output, dtype=np.float16)
+            progress.update(index + 1)
+        for array in arrays:
+            array.flush()
+        cache.mark_complete(split, view)
+
+
+class CachedBatches(keras.utils.PyDataset):
+    """Batches of cached trunk outputs; for training, each image draws one of its views per epoch."""
+
+    def __init__(
+        self,
+        views: list[list[np.memmap]],
+        labels: np.ndarray,
+        num_classes: int,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        epoch: int = 0,
+    ) -> None:
+        super().__init__(workers=2, use_multiprocessing=False)
+        self.views, self.labels = views, labels
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        count = len(self.labels)
+        rng = np.random.default_rng([self.seed, epoch])
+        self.order = rng.permutation(count) if self.shuffle else np.arange(count)
+        self.view_of = rng.integers(0, len(self.views), count) if self.shuffle else np.zeros(count, dtype=int)
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    def __len__(self) -> int:
+        count = len(self.labels) / self.batch_size
+        return math.floor(count) if self.drop_last else math.ceil(count)
+
+    def __getitem__(self, index: int):
+        chosen = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        parts = []
+        for part in range(len(self.views[0])):
+            batch = np.empty((len(chosen), *self.views[0][part].shape[1:]), dtype=np.float32)
+            for view in np.unique(self.view_of[chosen]):
+                rows = self.view_of[chosen] == view
+                batch[rows] = self.views[view][part][chosen[rows]]
+            parts.append(batch)
+        return tuple(parts), np.eye(self.num_classes, dtype=np.float32)[self.labels[chosen]]
+
+
+def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, CachedBatches, CachedBatches]:
+    """Fill the cache if needed; return the trainable part and its training and validation batches."""
+    cfg = run.config
+    trunk, trainable = split_model(full, cfg.model.fine_tune_at)
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in trunk.outputs]
+    cache = FeatureCache(Path(cfg.train.cache_dir) / cache_key(run), shapes)
+    logger = file_logger(run.paths.log)
+    fill_cache(run, trunk, cache, logger)
+    index = {label: i for i, label in enumerate(run.classes)}
+
+    def labels(split: str) -> np.ndarray:
+        return np.array([index[r.label] for r in run.split_rows(split)], dtype=np.int64)
+
+    train_views = [cache.open("train", v) for v in range(1, cfg.train.cached_views + 1)]
+    train_labels = labels("train")
+    drop_last = cfg.train.drop_last_batch and len(train_labels) >= cfg.train.batch_size
+    train_data = CachedBatches(
+        train_views,
+        train_labels,
+        len(run.classes),
+        cfg.train.batch_size,
+        True,
+        drop_last,
+        cfg.data.seed,
+        epoch,
+    )
+    val_data = CachedBatches(
+        [cache.open("val", 0)],
+        labels("val"),
+        len(run.classes),
+        cfg.eval.batch_size,
+        False,
+        False,
+        cfg.data.seed,
+    )
+    return trainable, train_data, val_data
+
+
+def train_cached(run: Run) -> Run:
+    cfg = run.config
+    full = build_model(cfg.model, len(run.classes), cfg.data.image_size)
+    trainable, train_data, val_data = prepare(run, full, epoch=0)
+    compile_model(trainable, cfg, len(train_data))
+    checkpoint = AssembledCheckpoint(full, run.paths.best_model, cfg.train.checkpoint_monitor)
+    fit(run, trainable, TrainState(), train_data, val_data, checkpoint)
+    return run
+
+
+def resume_cached(run: Run, state: TrainState) -> Run:
+    """Rebuild the complete model from its config, then continue the trained part from `last.keras`."""
+    cfg = run.config
+    full = build_model(cfg.model, len(run.classes), cfg.data.image_size)
+    _, train_data, val_data = prepare(run, full, epoch=state.epochs_done)
+    trainable = keras.saving.load_model(run.paths.last_model)
+    checkpoint = AssembledCheckpoint(full, run.paths.best_model, cfg.train.checkpoint_monitor)
+    fit(run, trainable, state, train_data, val_data, checkpoint)
+    return run

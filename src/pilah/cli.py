@@ -1,0 +1,303 @@
+"""`pilah`: one verb per job. A thin layer over the library; every number is computed there."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from pilah import __version__
+from pilah.config import Config, ConfigError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Progress:
+    """A one-line progress bar with ETA on stderr (redrawn on a terminal, every 10 % otherwise)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = int(30 * done / max(total, 1))
+        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {elapsed:.0f}s, ETA {eta:.0f}s"
+        if self.tty:
+            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif done * 10 // max(total, 1) != self.last_decile:
+            self.last_decile = done * 10 // max(total, 1)
+            print(line, file=sys.stderr, flush=True)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    config = Config.load(args.config) if getattr(args, "config", None) else Config()
+    overrides = list(getattr(args, "set", None) or [])
+    for flag, key in (
+        ("seed", "data.seed"),
+        ("weights", "model.weights"),
+        ("epochs", "train.epochs"),
+        ("batch_size", "train.batch_size"),
+        ("lr", "train.learning_rate"),
+        ("image_size", "data.image_size"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return config.override(overrides)
+
+
+def cmd_data_scan(args: argparse.Namespace) -> int:
+    from pilah import data as datalib
+    from pilah import plots
+
+    config = load_config(args)
+    result = datalib.scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    counts = result.class_counts()
+    table = {c: {"all": n} for c, n in counts.items()}
+    print(f"\n{len(result.images):,} images in {len(result.classes)} classes under {args.dir}")
+    print(_format_table(["class", "images"], [[c, f"{n:,}"] for c, n in counts.items()]))
+    exact = [g for g in result.groups if datalib.is_exact(g)]
+    near = [g for g in result.groups if not datalib.is_exact(g)]
+    cross = [g for g in result.groups if len({f.label for f in g}) > 1]
+    distinct = len({f.sha1 for f in result.images})
+    rule = f"pHash distance <= {config.data.near_duplicate_distance}, colour difference <= "
+    rule += f"{config.data.near_duplicate_color_difference:g}"
+    print(
+        f"\nduplicates: {distinct:,} distinct files by content; "
+        f"{len(exact)} groups of exact copies ({sum(map(len, exact))} files), "
+        f"{len(near)} groups with near copies ({sum(map(len, near))} files; {rule}); "
+        f"{len(cross)} groups span two classes"
+    )
+    print(f"rejected: {len(result.rejected)} files")
+    for f in result.rejected:
+        print(f"  {f.path}: {f.error}: {f.message}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        datalib.write_rejected(result.rejected, out / "rejected.csv")
+        datalib.write_groups(result.groups, result.group_of(), out / "duplicates.csv")
+        plots.class_distribution(table, out / "class_distribution.png", f"Images per class ({args.dir})")
+        print(f"wrote rejected.csv, duplicates.csv, class_distribution.png to {out}")
+    return EXIT_OK
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from pilah import data as datalib
+    from pilah import plots
+
+    config = load_config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = datalib.scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    rows = datalib.split(result, config.data)
+    table = datalib.distribution(rows, result.classes)
+    datalib.write_manifest(rows, out / "manifest.csv")
+    datalib.write_distribution(table, out / "class_distribution.csv")
+    datalib.write_rejected(result.rejected, out / "rejected.csv")
+    datalib.write_groups(result.groups, result.group_of(), out / "duplicates.csv")
+    plots.class_distribution(table, out / "plots" / "class_distribution.png", "Images per class and split")
+    header = ["class", "train", "val", "test", "all"]
+    body = [[c, *(f"{row[k]:,}" for k in header[1:])] for c, row in table.items()]
+    body.append(["total", *(f"{sum(r[k] for r in table.values()):,}" for k in header[1:])])
+    print(_format_table(header, body))
+    print(f"\n{len(rows):,} images split with seed {config.data.seed}; {len(result.rejected)} rejected")
+    print(f"wrote {out / 'manifest.csv'}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pilah import train
+    from pilah.evaluate import evaluate
+    from pilah.runs import Run
+
+    if args.resume:
+        run = train.resume(Path(args.resume))
+    else:
+        if not args.data:
+            raise UsageError("pilah train needs --data DIR (or --resume RUN_DIR)")
+        config = load_config(args)
+        out = Path(args.out) if args.out else None
+        run = train.train(config, Path(args.data), out, Path(args.manifest) if args.manifest else None)
+    if not args.no_evaluate:
+        _print_metrics(evaluate(Run.open(run.paths.root)))
+    print(f"run folder: {run.paths.root}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pilah.evaluate import evaluate
+    from pilah.runs import Run
+
+    run = Run.open(args.run)
+    if args.data:
+        run.config.data.root = str(Path(args.data).resolve())
+    _print_metrics(evaluate(run, Path(args.model) if args.model else None))
+    print(f"wrote {run.paths.metrics} and figures in {run.paths.plots}")
+    return EXIT_OK
+
+
+def _print_metrics(metrics: dict) -> None:
+    rows = [
+        [
+            name,
+            f"{s['images']:,}",
+            f"{s['accuracy'] * 100:.2f} %",
+            f"{s['loss']:.4f}",
+            f"{s['ece'] * 100:.2f} %",
+            f"{s['ece_calibrated'] * 100:.2f} %",
+        ]
+        for name, s in metrics["splits"].items()
+    ]
+    print(_format_table(["split", "images", "accuracy", "loss", "ECE", "ECE (T-scaled)"], rows))
+    print(f"test macro-F1 {metrics['test']['macro_f1']:.4f}; temperature {metrics['temperature']:.3f}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pilah.predict import Predictor, expand_inputs
+
+    predictor = Predictor(args.model)
+    paths = expand_inputs(args.inputs)
+    progress = Progress("predicting") if args.csv or args.json else None
+    writer = None
+    handle = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
+    if handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "label", "confidence", "uncertain", "error", *predictor.classes])
+    try:
+        for done, result in enumerate(predictor.predict_paths(paths, args.batch_size, args.top_k), 1):
+            if writer:
+                probs = [f"{result.probabilities[c]:.6f}" if result.label else "" for c in predictor.classes]
+                confidence = f"{result.confidence:.6f}" if result.label else ""
+                writer.writerow(
+                    [
+                        result.source,
+                        result.label or "",
+                        confidence,
+                        result.uncertain if result.label else "",
+                        result.error or "",
+                        *probs,
+                    ]
+                )
+            if args.json:
+                print(json.dumps(result.to_dict()))
+            elif not args.csv:
+                print(_describe_prediction(result))
+            if progress:
+                progress(done, len(paths))
+    finally:
+        if handle:
+            handle.close()
+    return EXIT_OK
+
+
+def _describe_prediction(result) -> str:
+    if result.error:
+        return f"{result.source}: ERROR {result.error}"
+    others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
+    flag = "  (uncertain)" if result.uncertain else ""
+    return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
+
+
+def _format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (see `configs/default.yaml`)")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
+    parser.add_argument("--seed", type=int, help="split seed (data.seed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pilah", description="Sort your waste: classify photos of household waste.")
+    parser.add_argument("--version", action="version", version=f"pilah {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    data = verbs.add_parser("data", help="inspect and split a folder-per-class data set")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True)
+    scan = data_verbs.add_parser("scan", help="count images per class, list bad files and duplicates")
+    scan.add_argument("dir")
+    scan.add_argument("--out", help="also write rejected.csv, duplicates.csv and a class chart here")
+    scan.add_argument("--workers", type=int, default=2)
+    _add_config_flags(scan)
+    scan.set_defaults(func=cmd_data_scan)
+    split = data_verbs.add_parser("split", help="stratified, duplicate-aware train/val/test split")
+    split.add_argument("dir")
+    split.add_argument("--out", required=True, help="folder for manifest.csv and the distribution")
+    split.add_argument("--workers", type=int, default=2)
+    _add_config_flags(split)
+    split.set_defaults(func=cmd_data_split)
+
+    train = verbs.add_parser("train", help="train the seed's Xception model into a run folder")
+    train.add_argument("--data", help="folder-per-class data set (or Kaggle's garbage_classification layout)")
+    train.add_argument("--weights", help="imagenet (download), a .weights.h5 file, or none")
+    train.add_argument("--out", help="run folder (default: runs/train, runs/train2, ...)")
+    train.add_argument("--manifest", help="use this manifest.csv instead of scanning and splitting")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
+    _add_config_flags(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = verbs.add_parser("evaluate", help="metrics.json and figures for a run")
+    evaluate.add_argument("run", help="run folder")
+    evaluate.add_argument("--data", help="data folder, if it moved since training")
+    evaluate.add_argument("--model", help="model file (default: the run's best.keras)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = verbs.add_parser("predict", help="classify images or folders of images")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    predict.add_argument("--model", help="model file (default: the bundled model)")
+    predict.add_argument("--csv", help="write one row per image to this CSV file")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pilah.data import DataError
+    from pilah.images import ImageError
+    from pilah.runs import RunError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted. A training run continues with: pilah train --resume RUN_DIR", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigError, UsageError) as error:
+        print(f"pilah: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, RunError, ImageError, FileNotFoundError, ValueError) as error:
+        print(f"pilah: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Decode any image the way training saw it: one function for the scan, the data loader and inference."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+ImageSource = str | Path | bytes | BinaryIO | Image.Image | np.ndarray
+
+# Pillow's decompression-bomb guard: images above this many pixels are refused, not decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
+# A photo narrower than this on one side, or stretched beyond this ratio, cannot be a waste photo
+# the model understands; refusing it beats a confident wrong answer.
+MIN_SIDE = 16
+MAX_ASPECT_RATIO = 10.0
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """An input that is not a decodable image; `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode fully into RGB: EXIF orientation applied, alpha composited on white, first frame only."""
+    if isinstance(source, Image.Image):
+        return _to_rgb(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    data = _read_bytes(source)
+    if not data:
+        raise ImageError("empty", "the file is empty (0 bytes)")
+    Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with our own limit and message
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    "too_large",
+                    f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels",
+                )
+            image.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image.load()
+            return _to_rgb(image)
+    except UnidentifiedImageError as error:
+        raise ImageError("not_an_image", "not an image Pillow can decode (unknown or unsupported format)") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        if isinstance(error, ImageError):
+            raise
+        raise ImageError("corrupt", f"corrupt or truncated image: {error}") from error
+
+
+def load_rgb(source: ImageSource, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB uint8 array of shape (size, size, 3), resized as training did (bilinear, aspect not kept)."""
+    return to_array(open_image(source, max_pixels), size)
+
+
+def to_array(image: Image.Image, size: int) -> np.ndarray:
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise ImageError("too_small", f"{width}x{height} pixels is too small (minimum side {MIN_SIDE} px)")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ImageError(
+            "bad_aspect_ratio",
+            f"{width}x{height} is stretched beyond {MAX_ASPECT_RATIO:g}:1; crop to the object first",
+        )
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str | Path):
+        try:
+            return Path(source).read_bytes()
+        except FileNotFoundError as error:
+            raise ImageError("missing", f"no such file: {source}") from error
+        except IsADirectoryError as error:
+            raise ImageError("not_a_file", f"a folder, not an image file: {source}") from error
+    return source.read()
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping everything above 255 to white
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((array / peak * 255).round().astype(np.uint8))
+    return image.convert("RGB")
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ImageError("bad_array", f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0:
+            array = array * 255.0
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
+    return _to_rgb(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array))

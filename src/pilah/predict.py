@@ -1,0 +1,158 @@
+"""Classify images with a trained model: load once, decode as training did, never stop on a bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb
+
+MODEL_ENV = "PILAH_MODEL"
+BUNDLED_MODEL_NAME = "pilah-xception.keras"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model at the given path, and no bundled model to fall back on."""
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str | None = None
+    confidence: float = 0.0
+    uncertain: bool = False
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    error: str | None = None  # the reason a file could not be classified
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "label": self.label,
+            "confidence": self.confidence,
+            "uncertain": self.uncertain,
+            "top_k": [{"label": k, "probability": p} for k, p in self.top_k],
+            "probabilities": self.probabilities,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+
+
+def bundled_model() -> Path:
+    """The model that ships with Pilah: `$PILAH_MODEL`, else `models/` of the checkout or the CWD."""
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    for folder in (Path(__file__).resolve().parents[2] / "models", Path.cwd() / "models"):
+        if (folder / BUNDLED_MODEL_NAME).is_file():
+            return folder / BUNDLED_MODEL_NAME
+    raise ModelNotFoundError(
+        f"no bundled model ({BUNDLED_MODEL_NAME}) found in models/; pass --model PATH or set {MODEL_ENV}"
+    )
+
+
+def model_metadata(model_path: Path) -> dict[str, Any]:
+    """Classes and calibration: the model card `<name>.json` beside it, else a run's `labels.json`."""
+    card = model_path.with_suffix(".json")
+    if card.is_file():
+        return json.loads(card.read_text())
+    labels = model_path.parent / "labels.json"
+    if labels.is_file():
+        metadata: dict[str, Any] = {"classes": json.loads(labels.read_text())}
+        metrics = model_path.parent / "metrics.json"
+        if metrics.is_file():
+            metadata["temperature"] = json.loads(metrics.read_text()).get("temperature", 1.0)
+        return metadata
+    raise ModelNotFoundError(f"{model_path}: no model card ({card.name}) or labels.json beside it")
+
+
+class Predictor:
+    """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
+
+    def __init__(self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        import keras  # the heavy import happens here, once, not when `pilah` is imported
+
+        self.model_path = Path(model) if model else bundled_model()
+        if not self.model_path.is_file():
+            raise ModelNotFoundError(f"model not found: {self.model_path}")
+        self.metadata = model_metadata(self.model_path)
+        self.classes: list[str] = list(self.metadata["classes"])
+        self.temperature = float(self.metadata.get("temperature", 1.0))
+        self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
+        self.max_pixels = max_pixels
+        self.model = keras.saving.load_model(self.model_path)
+        self.image_size = int(self.model.input_shape[1])
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        probs = np.asarray(self.model.predict_on_batch(batch.astype(np.float32)), dtype=np.float64)
+        if self.temperature != 1.0:
+            logits = np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+        return probs
+
+    def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
+        return self.predict_batch([source], top_k)[0]
+
+    def predict_batch(self, sources: list[ImageSource], top_k: int = 3) -> list[Prediction]:
+        """One prediction per source, in order; a bad source gets `error` set and the rest go on."""
+        started = time.perf_counter()
+        results = [Prediction(source=_describe(s)) for s in sources]
+        arrays, good = [], []
+        for i, source in enumerate(sources):
+            try:
+                arrays.append(load_rgb(source, self.image_size, self.max_pixels))
+                good.append(i)
+            except ImageError as error:
+                results[i].error = f"{error.reason}: {error}"
+        if arrays:
+            probs = self.probabilities(np.stack(arrays))
+            for i, p in zip(good, probs, strict=True):
+                self._fill(results[i], p, top_k)
+        latency = (time.perf_counter() - started) * 1000 / max(1, len(sources))
+        for r in results:
+            r.latency_ms = round(latency, 2)
+        return results
+
+    def _fill(self, result: Prediction, probs: np.ndarray, top_k: int) -> None:
+        order = np.argsort(-probs)
+        result.label = self.classes[int(order[0])]
+        result.confidence = float(probs[order[0]])
+        result.uncertain = result.confidence < self.uncertain_below
+        result.top_k = [(self.classes[int(i)], float(probs[i])) for i in order[:top_k]]
+        result.probabilities = {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
+
+    def predict_paths(self, paths: Iterable[Path], batch_size: int = 32, top_k: int = 3) -> Iterator[Prediction]:
+        batch: list[Path] = []
+        for path in paths:
+            batch.append(path)
+            if len(batch) == batch_size:
+                yield from self.predict_batch(list(batch), top_k)
+                batch.clear()
+        if batch:
+            yield from self.predict_batch(list(batch), top_k)
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return getattr(source, "name", type(source).__name__)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders recursively, keeping files with an image suffix, in sorted order."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(item)
+    return paths

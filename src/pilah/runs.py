@@ -1,0 +1,136 @@
+"""A run directory holds everything that produced its numbers; these helpers name and write its files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pilah.config import Config
+from pilah.data import ManifestRow, read_manifest
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def best_model(self) -> Path:
+        return self.root / "best.keras"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Resume state: the last finished epoch's model and optimiser, and the callbacks' state."""
+        return self.root / "checkpoints"
+
+    @property
+    def last_model(self) -> Path:
+        return self.checkpoints / "last.keras"
+
+    @property
+    def best_loss_weights(self) -> Path:
+        return self.checkpoints / "best_val_loss.weights.h5"
+
+    @property
+    def state(self) -> Path:
+        return self.checkpoints / "state.json"
+
+
+class RunError(ValueError):
+    """A run directory is missing, incomplete, or would be overwritten."""
+
+
+def next_run_dir(parent: Path, name: str = "train") -> Path:
+    """`runs/train`, then `runs/train2`, `runs/train3`, ... (never overwrite an earlier run)."""
+    candidate, n = parent / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{name}{n}"
+    return candidate
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write atomically, so a kill mid-write never leaves a half file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Run:
+    """A finished or interrupted training run, read back from its folder."""
+
+    paths: RunPaths
+    config: Config
+    classes: list[str]
+    manifest: list[ManifestRow]
+
+    @classmethod
+    def open(cls, root: str | Path) -> Run:
+        paths = RunPaths(Path(root))
+        for required in (paths.config, paths.labels, paths.manifest):
+            if not required.is_file():
+                raise RunError(f"{paths.root} is not a run directory: {required.name} is missing")
+        return cls(paths, Config.load(paths.config), read_json(paths.labels), read_manifest(paths.manifest))
+
+    @property
+    def data_root(self) -> Path:
+        if not self.config.data.root:
+            raise RunError(f"{self.paths.config} has no data.root; pass --data DIR")
+        return Path(self.config.data.root)
+
+    def split_rows(self, split: str) -> list[ManifestRow]:
+        return [r for r in self.manifest if r.split == split]
+
+
+def file_logger(path: Path) -> logging.Logger:
+    """The `pilah` logger, writing to the console and appending to the run's `train.log`."""
+    logger = logging.getLogger("pilah")
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            logger.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if not any(type(h) is logging.StreamHandler for h in logger.handlers):
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+    return logger

@@ -1,0 +1,60 @@
+"""Shared fixtures: the shipped image sample, the full data set when present, one trained run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+SAMPLE = TESTS / "data" / "garbage12-sample"  # 8 images per class from Kaggle's garbage12 (see its README)
+SHARED = REPO.parent / "shared"
+GARBAGE12 = SHARED / "data" / "garbage12"
+IMAGENET_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop_fp16.weights.h5"
+FAST = ["--set", "train.workers=1", "--image-size", "96", "--batch-size", "8", "--weights", "none"]
+
+
+def needs_shared(path: Path):
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (only on the developers' machines)")
+
+
+def pilah(*args: str | Path, cwd: Path | None = None, check: bool = True, timeout: float = 600):
+    """Run the real `pilah` command in a fresh process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pilah.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"pilah {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture()
+def sample_copy(tmp_path: Path) -> Path:
+    """A writable copy of the sample, for tests that add bad files or duplicates."""
+    target = tmp_path / "data"
+    shutil.copytree(SAMPLE, target, ignore=shutil.ignore_patterns("README.md"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2-epoch run of the seed's model (random weights, 96 px) on the sample, with evaluation."""
+    out = tmp_path_factory.mktemp("runs") / "fit"
+    pilah("train", "--data", SAMPLE, "--out", out, "--epochs", "2", *FAST)
+    return out

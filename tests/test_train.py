@@ -1,0 +1,168 @@
+"""End to end on real images: train, interrupt, resume, evaluate, reload in a fresh process."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from conftest import FAST, SAMPLE, pilah
+from PIL import Image
+
+from pilah.cached import split_model
+from pilah.config import ModelConfig
+from pilah.images import load_rgb
+from pilah.model import build_model
+from pilah.train import read_history
+
+FIGURES = {
+    "training_curves.png", "gap_analysis.png", "performance_comparison.png", "generalization.png",
+    "confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_f1.png", "reliability.png",
+}  # fmt: skip
+
+
+def test_run_folder_holds_everything(trained_run: Path):
+    for name in (
+        "config.yaml",
+        "labels.json",
+        "manifest.csv",
+        "history.csv",
+        "best.keras",
+        "train.log",
+        "metrics.json",
+        "predictions.csv",
+    ):
+        assert (trained_run / name).is_file(), name
+    assert json.loads((trained_run / "labels.json").read_text())[0] == "battery"
+    history = read_history(trained_run / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= history[0].keys()
+    assert "epoch 2/2" in (trained_run / "train.log").read_text()
+
+
+def test_evaluation_metrics_and_figures(trained_run: Path):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert set(metrics["splits"]) == {"train", "val", "test"}
+    assert metrics["splits"]["test"]["images"] == 18
+    for scores in metrics["splits"].values():
+        assert 0 <= scores["accuracy"] <= 1 and scores["loss"] > 0 and 0 <= scores["ece"] <= 1
+    test = metrics["test"]
+    assert len(test["per_class"]) == 12 and 0 <= test["macro_f1"] <= 1
+    assert np.asarray(test["confusion_matrix"]).sum() == 18
+    assert metrics["temperature"] > 0
+    assert {p.name for p in (trained_run / "plots").glob("*.png")} >= FIGURES
+    for figure in FIGURES:
+        width, height = Image.open(trained_run / "plots" / figure).size
+        assert width >= 500 and height >= 400
+
+
+def test_pilah_evaluate_recomputes_the_same_numbers(trained_run: Path):
+    before = json.loads((trained_run / "metrics.json").read_text())
+    pilah("evaluate", trained_run)
+    after = json.loads((trained_run / "metrics.json").read_text())
+    assert after["splits"] == before["splits"]
+
+
+def test_model_reloads_in_a_fresh_process_with_the_same_probabilities(trained_run: Path, tmp_path: Path):
+    images = np.stack([load_rgb(p, 96) for p in sorted(SAMPLE.glob("*/*.jpg"))[:6]]).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    here = keras.saving.load_model(trained_run / "best.keras").predict_on_batch(images)
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras
+        model = keras.saving.load_model({str(trained_run / "best.keras")!r})
+        np.save({str(tmp_path / "p.npy")!r}, model.predict_on_batch(np.load({str(tmp_path / "images.npy")!r})))
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+    assert np.allclose(np.load(tmp_path / "p.npy"), here, atol=1e-6)
+    assert np.allclose(here.sum(axis=1), 1, atol=1e-5)
+
+
+def _train_until_killed(out: Path, *extra: str) -> None:
+    """Start a 3-epoch run, kill it once epoch 1 is saved, then check the kill left a clean state."""
+    command = [
+        sys.executable,
+        "-m",
+        "pilah.cli",
+        "train",
+        "--data",
+        str(SAMPLE),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--no-evaluate",
+        *FAST,
+        *extra,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 400
+    while not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+
+
+def _check_resumed(out: Path) -> None:
+    saved = json.loads((out / "checkpoints" / "state.json").read_text())
+    done = saved["epochs_done"]
+    assert 1 <= done < 3
+    before = read_history(out / "history.csv")
+    assert len(before) == done
+    result = pilah("train", "--resume", out, "--no-evaluate")
+    assert "resuming" in result.stderr + result.stdout
+    after = read_history(out / "history.csv")
+    assert [row["epoch"] for row in after] == [1, 2, 3]
+    assert after[:done] == before  # the finished epochs are kept as they were
+    assert json.loads((out / "checkpoints" / "state.json").read_text())["finished"]
+    again = pilah("train", "--resume", out, check=False)
+    assert again.returncode == 1 and "already finished" in again.stderr
+
+
+def test_interrupt_and_resume(tmp_path: Path):
+    out = tmp_path / "run"
+    _train_until_killed(out)
+    _check_resumed(out)
+
+
+def test_cached_mode_interrupt_resume_and_evaluate(tmp_path: Path):
+    out = tmp_path / "cached"
+    cache = tmp_path / "cache"
+    cached = [
+        "--set",
+        "train.mode=cached",
+        "--set",
+        "train.cached_views=2",
+        "--set",
+        f"train.cache_dir={cache}",
+    ]
+    _train_until_killed(out, *cached)
+    _check_resumed(out)
+    assert len(list(cache.glob("*/*.done"))) == 3  # two train views and the validation view
+    pilah("evaluate", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = read_history(out / "history.csv")
+    best = max(row["val_accuracy"] for row in history)
+    # the assembled full model, run on the images, scores what the trained part scored on the cache
+    assert abs(metrics["splits"]["val"]["accuracy"] - best) < 1e-6
+
+
+def test_split_model_matches_the_full_model():
+    full = build_model(ModelConfig(weights="none"), 12, 96)
+    trunk, trainable = split_model(full, -20)
+    images = np.stack([load_rgb(p, 96) for p in sorted(SAMPLE.glob("*/*.jpg"))[:4]]).astype("float32")
+    features = trunk.predict_on_batch(images / 127.5 - 1)
+    assert np.allclose(trainable.predict_on_batch(features), full.predict_on_batch(images), atol=1e-5)
+    trainable_names = {w.path for w in trainable.trainable_weights}
+    assert len(trainable.trainable_weights) == len(full.trainable_weights)
+    assert trainable_names == {w.path for w in full.trainable_weights}
