@@ -5,9 +5,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import GARBAGE12, needs_shared, pilah
 from PIL import Image, ImageEnhance
 
+from conftest import GARBAGE12, needs_shared, pilah
 from pilah import data as datalib
 from pilah.config import DataConfig
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import IMAGENET_WEIGHTS, needs_shared
 
+from conftest import IMAGENET_WEIGHTS, needs_shared
 from pilah.config import ModelConfig
 from pilah.model import WeightsError, build_model
 

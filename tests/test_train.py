@@ -10,9 +10,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from conftest import FAST, SAMPLE, pilah
 from PIL import Image
 
+from conftest import FAST, SAMPLE, pilah
 from pilah.cached import split_model
 from pilah.config import ModelConfig
 from pilah.images import load_rgb

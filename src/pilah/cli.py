@@ -144,6 +144,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from pilah.card import package
+    from pilah.runs import Run
+
+    target = package(Run.open(args.run), Path(args.out), args.name)
+    print(f"wrote {target} and its model card ({target.with_suffix('.json').name}, {target.with_suffix('.md').name})")
+    return EXIT_OK
+
+
 def _print_metrics(metrics: dict) -> None:
     rows = [
         [
@@ -262,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="data folder, if it moved since training")
     evaluate.add_argument("--model", help="model file (default: the run's best.keras)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    package = verbs.add_parser("package", help="copy a run's best model and its model card into models/")
+    package.add_argument("run", help="an evaluated run folder")
+    package.add_argument("--out", default="models")
+    package.add_argument("--name", default="pilah-xception")
+    package.set_defaults(func=cmd_package)
 
     predict = verbs.add_parser("predict", help="classify images or folders of images")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")

@@ -86,6 +86,9 @@ class EvalConfig:
     accuracy_gap_threshold: float = 0.05  # train - val accuracy above this reads as over-fitting
     loss_gap_threshold: float = 0.10  # val - train loss above this reads as over-fitting
     batch_size: int = 32
+    # Results below the confidence at which validation predictions are right this often are
+    # flagged "uncertain" (the threshold is chosen on the validation split, after temperature scaling).
+    confident_accuracy: float = 0.99
 
 
 @dataclass

@@ -98,6 +98,19 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05, hi
     return float(np.exp((a + b) / 2))
 
 
+def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy: float) -> float:
+    """The lowest confidence t such that predictions with confidence >= t are right at least
+    `target_accuracy` of the time (selective classification); below t a result is flagged uncertain."""
+    confidence = probs.max(axis=1)
+    order = np.argsort(-confidence)
+    correct = (probs.argmax(axis=1) == labels)[order]
+    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    meets = np.nonzero(running >= target_accuracy)[0]
+    if not len(meets):
+        return 1.0  # never confident enough: flag everything
+    return float(confidence[order][meets[-1]])
+
+
 def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
     batches = batches_for(run, split)
     probs = model.predict(batches, verbose=0)
@@ -121,6 +134,10 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
     bins = cfg.eval.ece_bins
     outputs = {split: predict_split(model, run, split) for split in SPLITS if run.split_rows(split)}
     temperature = fit_temperature(*outputs["val"]) if "val" in outputs else 1.0
+    val_probs, val_labels = outputs["val"]
+    uncertain_below = uncertainty_threshold(
+        apply_temperature(val_probs, temperature), val_labels, cfg.eval.confident_accuracy
+    )
     splits = {}
     for split, (probs, labels) in outputs.items():
         scores = split_scores(probs, labels, bins)
@@ -137,6 +154,7 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
         "classes": run.classes,
         "splits": splits,
         "temperature": temperature,
+        "uncertain_below": uncertain_below,
         "test": {
             "macro_f1": float(scores["f1"].mean()),
             "per_class": per_class,

@@ -69,7 +69,9 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
         metadata: dict[str, Any] = {"classes": json.loads(labels.read_text())}
         metrics = model_path.parent / "metrics.json"
         if metrics.is_file():
-            metadata["temperature"] = json.loads(metrics.read_text()).get("temperature", 1.0)
+            scores = json.loads(metrics.read_text())
+            metadata["temperature"] = scores.get("temperature", 1.0)
+            metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
         return metadata
     raise ModelNotFoundError(f"{model_path}: no model card ({card.name}) or labels.json beside it")
 

@@ -1,0 +1,70 @@
+"""The metric functions against values worked out by hand, and packaging a run as a model card."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import pilah
+from pilah import evaluate as ev
+
+
+def test_confusion_and_per_class_scores():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 0])
+    matrix = ev.confusion_matrix(labels, predicted, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    scores = ev.per_class_scores(matrix)
+    assert scores["precision"].tolist() == pytest.approx([0.5, 2 / 3, 1.0])
+    assert scores["recall"].tolist() == pytest.approx([0.5, 1.0, 0.5])
+    assert scores["f1"].tolist() == pytest.approx([0.5, 0.8, 2 / 3])
+
+
+def test_ece_by_hand():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    labels = np.array([0, 1, 0, 1])
+    # bins of width 0.5: {0.6} right -> |1-0.6|; {0.9, 0.9} one right -> |0.5-0.9|; {0.7} right -> |1-0.7|
+    # with 15 bins 0.6, 0.7 and 0.9 fall in different bins; 0.9 twice share one
+    expected = (abs(1 - 0.6) + abs(1 - 0.7) + 2 * abs(0.5 - 0.9)) / 4
+    assert ev.expected_calibration_error(probs, labels, bins=15) == pytest.approx(expected)
+    perfect = np.eye(3)[[0, 1, 2]]
+    assert ev.expected_calibration_error(perfect, np.array([0, 1, 2])) == pytest.approx(0.0)
+
+
+def test_temperature_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 5))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(5, p=p) for p in truth])
+    sharpened = ev.apply_temperature(truth, 0.5)  # twice as confident as the truth
+    assert ev.fit_temperature(sharpened, labels) == pytest.approx(2.0, rel=0.1)
+    assert ev.expected_calibration_error(ev.apply_temperature(sharpened, 2.0), labels) < ev.expected_calibration_error(
+        sharpened, labels
+    )
+
+
+def test_uncertainty_threshold_keeps_the_confident_part_accurate():
+    probs = np.array([[0.99, 0.01], [0.95, 0.05], [0.9, 0.1], [0.7, 0.3], [0.6, 0.4]])
+    labels = np.array([0, 0, 0, 1, 0])  # the 0.7 one is wrong
+    assert ev.uncertainty_threshold(probs, labels, 1.0) == pytest.approx(0.9)
+    assert ev.uncertainty_threshold(probs, labels, 0.8) == pytest.approx(0.6)
+    assert ev.uncertainty_threshold(probs[3:4], labels[3:4], 0.99) == 1.0
+
+
+def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp_path: Path):
+    pilah("package", trained_run, "--out", tmp_path, "--name", "tiny")
+    card = json.loads((tmp_path / "tiny.json").read_text())
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert card["metrics"]["splits"] == metrics["splits"]
+    assert card["classes"] == json.loads((trained_run / "labels.json").read_text())
+    assert card["temperature"] == metrics["temperature"]
+    assert card["training"]["command"].startswith("pilah train --data DATA_DIR --weights none")
+    assert "--set data.image_size=96" in card["training"]["command"]
+    assert "Known limits" in (tmp_path / "tiny.md").read_text()
+    model = keras.saving.load_model(tmp_path / "tiny.keras")
+    assert getattr(model, "optimizer", None) is None  # shipped without optimiser state
+    result = pilah("evaluate", trained_run, "--model", tmp_path / "tiny.keras")
+    assert "test macro-F1" in result.stdout
+    assert json.loads((trained_run / "metrics.json").read_text())["splits"] == card["metrics"]["splits"]

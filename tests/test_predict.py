@@ -1,0 +1,90 @@
+"""Predictor and `pilah predict` on a really trained model and real files, bad ones included."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE, pilah
+from pilah.predict import ModelNotFoundError, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run: Path) -> Predictor:
+    return Predictor(trained_run / "best.keras")
+
+
+def test_reads_classes_and_calibration_from_the_run(predictor: Predictor, trained_run: Path):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert predictor.classes == json.loads((trained_run / "labels.json").read_text())
+    assert predictor.temperature == pytest.approx(metrics["temperature"])
+    assert predictor.uncertain_below == pytest.approx(metrics["uncertain_below"])
+
+
+def test_every_kind_of_source_gives_the_same_answer(predictor: Predictor):
+    path = sorted(SAMPLE.glob("paper/*.jpg"))[0]
+    image = Image.open(path)
+    sources = [path, str(path), path.read_bytes(), io.BytesIO(path.read_bytes()), image, np.asarray(image)]
+    results = [predictor.predict(s) for s in sources]
+    first = results[0]
+    assert first.error is None and first.label in predictor.classes
+    assert sum(first.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert first.top_k[0][0] == first.label and len(first.top_k) == 3
+    for other in results[1:]:
+        assert other.label == first.label
+        assert other.confidence == pytest.approx(first.confidence, abs=1e-5)
+
+
+def test_a_bad_file_does_not_stop_the_batch(predictor: Predictor, tmp_path: Path):
+    good = sorted(SAMPLE.glob("metal/*.jpg"))[:2]
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello")
+    sources = [good[0], tmp_path / "empty.jpg", good[1], tmp_path / "text.jpg", tmp_path / "missing.jpg"]
+    results = predictor.predict_batch(sources)
+    assert [r.error is None for r in results] == [True, False, True, False, False]
+    assert results[1].error.startswith("empty") and results[3].error.startswith("not_an_image")
+    assert results[4].error.startswith("missing")
+    alone = predictor.predict(good[1])
+    assert results[2].label == alone.label and results[2].confidence == pytest.approx(alone.confidence, abs=1e-5)
+
+
+def test_cli_csv_has_one_row_per_file_and_an_error_column(trained_run: Path, tmp_path: Path):
+    folder = tmp_path / "in"
+    (folder / "nested").mkdir(parents=True)
+    for path in sorted(SAMPLE.glob("*/*.jpg"))[:5]:
+        (folder / "nested" / path.name).write_bytes(path.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    out = tmp_path / "out.csv"
+    result = pilah("predict", "--model", trained_run / "best.keras", folder, "--csv", out, "--batch-size", "4")
+    assert result.returncode == 0
+    rows = list(csv.reader(out.open()))
+    classes = json.loads((trained_run / "labels.json").read_text())
+    assert rows[0] == ["path", "label", "confidence", "uncertain", "error", *classes]
+    assert len(rows) == 7
+    broken = next(r for r in rows[1:] if r[0].endswith("broken.jpg"))
+    assert broken[1] == "" and broken[4].startswith("corrupt")
+    for row in rows[1:]:
+        if row[4]:
+            continue
+        probs = [float(x) for x in row[5:]]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert row[1] == classes[int(np.argmax(probs))]
+        assert float(row[2]) == pytest.approx(max(probs), abs=1e-6)
+        assert row[3] in ("True", "False")
+
+
+def test_cli_json_lines(trained_run: Path):
+    result = pilah("predict", "--model", trained_run / "best.keras", sorted(SAMPLE.glob("shoes/*.jpg"))[0], "--json")
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["label"] and record["error"] is None and len(record["probabilities"]) == 12
+
+
+def test_missing_model_is_an_error(tmp_path: Path):
+    with pytest.raises(ModelNotFoundError):
+        Predictor(tmp_path / "nope.keras")
+    result = pilah("predict", "--model", tmp_path / "nope.keras", SAMPLE, check=False)
+    assert result.returncode == 1 and "model not found" in result.stderr
