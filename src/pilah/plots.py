@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from pilah.config import EvalConfig
 
@@ -28,42 +29,42 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def _bar_labels(ax: plt.Axes, bars, fmt: str) -> None:
     for bar in bars:
+        height = bar.get_height()
         ax.annotate(
-            format(bar.get_height(), fmt),
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            format(height, fmt),
+            (bar.get_x() + bar.get_width() / 2, height),
             ha="center",
-            va="bottom",
+            va="bottom" if height >= 0 else "top",
             fontsize=9,
-            xytext=(0, 2),
+            xytext=(0, 2 if height >= 0 else -2),
             textcoords="offset points",
         )
 
 
 def class_distribution(table: dict[str, dict[str, int]], path: Path, title: str) -> Path:
-    """Images per class, one bar per split."""
+    """Images per class overall, and (after a split) per split."""
     classes = list(table)
     splits = [s for s in SPLIT_NAMES if any(table[c].get(s) for c in classes)]
-    fig, ax = plt.subplots(figsize=(12, 5))
+    rows = 2 if splits else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 4.5 * rows), squeeze=False)
     x = np.arange(len(classes))
-    width = 0.8 / max(1, len(splits))
-    for i, split in enumerate(splits):
-        counts = [table[c][split] for c in classes]
-        ax.bar(
-            x + (i - (len(splits) - 1) / 2) * width,
-            counts,
-            width,
-            label=SPLIT_NAMES[split],
-            color=SPLIT_COLORS[split],
-        )
-    if not splits:  # a scan before any split: one bar per class
-        bars = ax.bar(x, [table[c]["all"] for c in classes], 0.7, color="#1f77b4")
-        _bar_labels(ax, bars, "d")
-    ax.set_xticks(x, classes, rotation=30, ha="right")
-    ax.set_ylabel("images")
-    ax.set_title(title)
+    overall = axes[0][0]
+    bars = overall.bar(x, [table[c]["all"] for c in classes], 0.7, color="#7f7f7f")
+    _bar_labels(overall, bars, ",d")
+    overall.set_title(f"{title}: all {sum(table[c]['all'] for c in classes):,} images")
     if splits:
+        ax = axes[1][0]
+        width = 0.8 / len(splits)
+        for i, split in enumerate(splits):
+            counts = [table[c][split] for c in classes]
+            offset = (i - (len(splits) - 1) / 2) * width
+            ax.bar(x + offset, counts, width, label=SPLIT_NAMES[split], color=SPLIT_COLORS[split])
+        ax.set_title("per split")
         ax.legend()
-    ax.grid(axis="y", alpha=0.3)
+    for (ax,) in axes:
+        ax.set_xticks(x, classes, rotation=30, ha="right")
+        ax.set_ylabel("images")
+        ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
@@ -76,6 +77,7 @@ def training_curves(history: list[dict[str, float]], path: Path) -> Path:
         ax.plot(epochs, [r[f"val_{metric}"] for r in history], "o-", label="Validation", color=SPLIT_COLORS["val"])
         ax.set_title(f"Model {title}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -99,6 +101,7 @@ def gap_analysis(history: list[dict[str, float]], thresholds: EvalConfig, path: 
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path)

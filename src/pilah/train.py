@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from pilah import data as datalib
+from pilah import plots
 from pilah.config import Config
 from pilah.loader import ImageBatches
 from pilah.model import build_model
@@ -52,6 +53,9 @@ def prepare_run(config: Config, data_dir: Path, out: Path | None, manifest: Path
     datalib.write_manifest(rows, paths.manifest)
     config.save(paths.config)
     write_json(paths.labels, classes)
+    table = datalib.distribution(rows, classes)
+    datalib.write_distribution(table, out / "class_distribution.csv")
+    plots.class_distribution(table, paths.plots / "class_distribution.png", "Images per class")
     return Run(paths, config, classes, rows)
 
 
