@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from pilah.loader import EpochBatches
 from pilah.model import BACKBONES, build_augmentation, build_model
 from pilah.runs import Run
 from pilah.train import TrainState, batches_for, compile_model, file_logger, fit
@@ -174,7 +174,7 @@ def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> Non
         cache.mark_complete(split, view)
 
 
-class CachedBatches(keras.utils.PyDataset):
+class CachedBatches(EpochBatches):
     """Batches of cached trunk outputs; for training, each image draws one of its views per epoch."""
 
     def __init__(
@@ -188,28 +188,15 @@ class CachedBatches(keras.utils.PyDataset):
         seed: int,
         epoch: int = 0,
     ) -> None:
-        super().__init__(workers=2, use_multiprocessing=False)
-        self.views, self.labels = views, labels
-        self.num_classes, self.batch_size = num_classes, batch_size
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.set_epoch(epoch)
+        self.views, self.labels, self.num_classes = views, labels, num_classes
+        super().__init__(len(labels), batch_size, shuffle, drop_last, seed, workers=2, epoch=epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        count = len(self.labels)
-        rng = np.random.default_rng([self.seed, epoch])
-        self.order = rng.permutation(count) if self.shuffle else np.arange(count)
-        self.view_of = rng.integers(0, len(self.views), count) if self.shuffle else np.zeros(count, dtype=int)
-
-    def on_epoch_end(self) -> None:
-        self.set_epoch(self.epoch + 1)
-
-    def __len__(self) -> int:
-        count = len(self.labels) / self.batch_size
-        return math.floor(count) if self.drop_last else math.ceil(count)
+    def reorder(self, rng: np.random.Generator) -> None:
+        super().reorder(rng)
+        self.view_of = rng.integers(0, len(self.views), self.count) if self.shuffle else np.zeros(self.count, int)
 
     def __getitem__(self, index: int):
-        chosen = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        chosen = np.sort(self.indices(index))
         parts = []
         for part in range(len(self.views[0])):
             batch = np.empty((len(chosen), *self.views[0][part].shape[1:]), dtype=np.float32)

@@ -239,18 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = verbs.add_parser("data", help="inspect and split a folder-per-class data set")
     data_verbs = data.add_subparsers(dest="data_verb", required=True)
-    scan = data_verbs.add_parser("scan", help="count images per class, list bad files and duplicates")
-    scan.add_argument("dir")
-    scan.add_argument("--out", help="also write rejected.csv, duplicates.csv and a class chart here")
-    scan.add_argument("--workers", type=int, default=2)
-    _add_config_flags(scan)
-    scan.set_defaults(func=cmd_data_scan)
-    split = data_verbs.add_parser("split", help="stratified, duplicate-aware train/val/test split")
-    split.add_argument("dir")
-    split.add_argument("--out", required=True, help="folder for manifest.csv and the distribution")
-    split.add_argument("--workers", type=int, default=2)
-    _add_config_flags(split)
-    split.set_defaults(func=cmd_data_split)
+    for name, func, summary, out_help in (
+        ("scan", cmd_data_scan, "count images per class, list bad files and duplicates",
+         "also write rejected.csv, duplicates.csv and a class chart here"),
+        ("split", cmd_data_split, "stratified, duplicate-aware train/val/test split",
+         "folder for manifest.csv and the distribution (required)"),
+    ):  # fmt: skip
+        verb = data_verbs.add_parser(name, help=summary)
+        verb.add_argument("dir")
+        verb.add_argument("--out", required=name == "split", help=out_help)
+        verb.add_argument("--workers", type=int, default=2, help="decoding threads")
+        _add_config_flags(verb)
+        verb.set_defaults(func=func)
 
     train = verbs.add_parser("train", help="train the seed's Xception model into a run folder")
     train.add_argument("--data", help="folder-per-class data set (or Kaggle's garbage_classification layout)")

@@ -11,12 +11,38 @@ import numpy as np
 from pilah.images import load_rgb
 
 
-class ImageBatches(keras.utils.PyDataset):
-    """Batches of raw RGB pixels (float32, 0-255) and one-hot labels, decoded in worker threads.
+class EpochBatches(keras.utils.PyDataset):
+    """Batches over `count` items in an order drawn per epoch from `(seed, epoch)`, so a resumed run sees
+    the same order; `drop_last` keeps every batch one shape (XLA compiles each new shape once)."""
 
-    `drop_last` keeps every batch the same shape (XLA compiles each new shape once); `shuffle`
-    reorders per epoch from `seed` and the epoch number, so a resumed run sees the same order.
-    """
+    def __init__(
+        self, count: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int, workers: int, epoch: int = 0
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.count, self.batch_size = count, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.set_epoch(epoch)
+
+    def reorder(self, rng: np.random.Generator) -> None:
+        self.order = rng.permutation(self.count) if self.shuffle else np.arange(self.count)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.reorder(np.random.default_rng([self.seed, epoch]))
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    def __len__(self) -> int:
+        batches = self.count / self.batch_size
+        return math.floor(batches) if self.drop_last else math.ceil(batches)
+
+    def indices(self, index: int) -> np.ndarray:
+        return self.order[index * self.batch_size : (index + 1) * self.batch_size]
+
+
+class ImageBatches(EpochBatches):
+    """Batches of raw RGB pixels (float32, 0-255) and one-hot labels, decoded in worker threads."""
 
     def __init__(
         self,
@@ -30,36 +56,14 @@ class ImageBatches(keras.utils.PyDataset):
         seed: int = 0,
         workers: int = 1,
     ) -> None:
-        super().__init__(workers=workers, use_multiprocessing=False)
         self.paths = paths
         self.labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
         self.num_classes = num_classes
         self.image_size = image_size
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        self.order = self._order()
-
-    def _order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(len(self.paths))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order = self._order()
-
-    def on_epoch_end(self) -> None:
-        self.set_epoch(self.epoch + 1)
-
-    def __len__(self) -> int:
-        count = len(self.paths) / self.batch_size
-        return math.floor(count) if self.drop_last else math.ceil(count)
+        super().__init__(len(paths), batch_size, shuffle, drop_last, seed, workers)
 
     def __getitem__(self, index: int):
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = self.indices(index)
         images = np.stack([load_rgb(self.paths[i], self.image_size) for i in chosen]).astype(np.float32)
         if not len(self.labels):
             return (images,)
