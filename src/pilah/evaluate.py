@@ -10,11 +10,10 @@ import keras
 import numpy as np
 
 from pilah import plots
+from pilah.calibration import EPSILON, apply_temperature
 from pilah.data import SPLITS
 from pilah.runs import Run, read_json, write_json
 from pilah.train import batches_for, read_history
-
-EPSILON = 1e-12
 
 
 def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -69,14 +68,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     """ECE: bin-weighted mean |accuracy - confidence| over equal-width confidence bins."""
     rows = calibration_bins(probs, labels, bins)
     return float(sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / len(labels))
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Softmax(log p / T): the model ends in a softmax, so log p are its logits up to a constant."""
-    logits = np.log(np.clip(probs, EPSILON, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:

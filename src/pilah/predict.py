@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pilah.calibration import apply_temperature
 from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb
 
 MODEL_ENV = "PILAH_MODEL"
@@ -95,11 +96,7 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         probs = np.asarray(self.model.predict_on_batch(batch.astype(np.float32)), dtype=np.float64)
-        if self.temperature != 1.0:
-            logits = np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature
-            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-        return probs
+        return apply_temperature(probs, self.temperature)
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
         return self.predict_batch([source], top_k)[0]
