@@ -62,6 +62,7 @@ def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp
     assert card["temperature"] == metrics["temperature"]
     assert card["training"]["command"].startswith("pilah train --data DATA_DIR --weights none")
     assert "--set data.image_size=96" in card["training"]["command"]
+    assert card["architecture"].startswith("Xception base, last 20 layers trainable; GAP, Dense 256 (L2 0.01)")
     assert "Known limits" in (tmp_path / "tiny.md").read_text()
     model = keras.saving.load_model(tmp_path / "tiny.keras")
     assert getattr(model, "optimizer", None) is None  # shipped without optimiser state

@@ -23,8 +23,8 @@ import numpy as np
 
 from pilah.loader import EpochBatches
 from pilah.model import BACKBONES, build_augmentation, build_model
-from pilah.runs import Run
-from pilah.train import TrainState, batches_for, compile_model, file_logger, fit
+from pilah.runs import Run, file_logger
+from pilah.train import TrainState, batches_for, compile_model, fit
 
 
 def base_of(model: keras.Model) -> keras.Model:

@@ -34,7 +34,7 @@ def config_command(config: Config, data: str = "DATA_DIR") -> str:
     """The `pilah train` command that reproduces this config: every value that differs from the defaults."""
     defaults, actual = _flatten(Config().to_dict()), _flatten(config.to_dict())
     weights = actual.pop("model.weights")
-    for key in ("data.root", "model.weights", "train.cache_dir"):
+    for key in ("data.root", "train.cache_dir"):
         defaults.pop(key, None)
         actual.pop(key, None)
     sets = [f"--set {key}={_literal(value)}" for key, value in actual.items() if defaults.get(key) != value]
@@ -72,6 +72,18 @@ def training_wall_clock(log: Path) -> float | None:
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
 
 
+def architecture(config: Config) -> str:
+    """One line describing the model that this config builds (not a fixed string: configs differ)."""
+    model = config.model
+    head = ", ".join(
+        f"Dense {units} (L2 {model.l2:g}), BN, Dropout {rate:g}"
+        for units, rate in zip(model.head_units, model.head_dropout, strict=True)
+    )
+    return (
+        f"{model.backbone.capitalize()} base, last {-model.fine_tune_at} layers trainable; GAP, {head}, Dense softmax"
+    )
+
+
 def build_card(run: Run, name: str) -> dict[str, Any]:
     paths = run.paths
     if not paths.metrics.is_file():
@@ -83,8 +95,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "pilah_version": __version__,
-        "architecture": "Xception (ImageNet) base, last 20 layers trainable; GAP, Dense 256 (L2 0.01), BN, "
-        "Dropout 0.6, Dense 128 (L2 0.01), BN, Dropout 0.5, Dense softmax",
+        "architecture": architecture(cfg),
         "classes": run.classes,
         "input": {
             "size": [cfg.data.image_size, cfg.data.image_size, 3],
