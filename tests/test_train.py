@@ -13,11 +13,13 @@ import numpy as np
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
-from pilah.cached import split_model
-from pilah.config import ModelConfig
+from pilah.cached import split_model, trunk_outputs
+from pilah.config import Config, ModelConfig
+from pilah.data import ManifestRow
 from pilah.images import load_rgb
 from pilah.model import build_model
-from pilah.train import read_history
+from pilah.runs import Run, RunPaths
+from pilah.train import class_weights, read_history
 
 FIGURES = {
     "training_curves.png", "gap_analysis.png", "performance_comparison.png", "generalization.png",
@@ -142,13 +144,18 @@ def test_cached_mode_interrupt_resume_and_evaluate(tmp_path: Path):
         "--set",
         "train.mode=cached",
         "--set",
-        "train.cached_views=2",
+        "train.cached_views=1",
+        "--set",
+        "train.cached_clean_view=true",
+        "--set",
+        "train.class_weight=balanced",
         "--set",
         f"train.cache_dir={cache}",
     ]
     _train_until_killed(out, *cached)
     _check_resumed(out)
-    assert len(list(cache.glob("*/*.done"))) == 3  # two train views and the validation view
+    done = sorted(p.name for p in cache.glob("*/*.done"))
+    assert done == ["train-view0.done", "train-view1.done", "val-view0.done"]  # clean + augmented, val
     pilah("evaluate", out)
     metrics = json.loads((out / "metrics.json").read_text())
     history = read_history(out / "history.csv")
@@ -166,3 +173,24 @@ def test_split_model_matches_the_full_model():
     trainable_names = {w.path for w in trainable.trainable_weights}
     assert len(trainable.trainable_weights) == len(full.trainable_weights)
     assert trainable_names == {w.path for w in full.trainable_weights}
+
+
+def test_balanced_class_weights_undo_the_imbalance(tmp_path: Path):
+    config = Config.from_dict({"train": {"class_weight": "balanced"}})
+    rows = [ManifestRow(f"{c}/{i}.jpg", c, "train", "0", f"{c}{i}") for c, n in (("a", 6), ("b", 2)) for i in range(n)]
+    rows.append(ManifestRow("b/val.jpg", "b", "val", "0", "v"))  # other splits do not count
+    weights = class_weights(Run(RunPaths(tmp_path), config, ["a", "b"], rows))
+    assert weights == {0: 8 / (2 * 6), 1: 8 / (2 * 2)}
+    assert weights[0] * 6 == weights[1] * 2  # each class carries the same total weight
+    assert class_weights(Run(RunPaths(tmp_path), Config(), ["a", "b"], rows)) is None
+
+
+def test_trunk_outputs_pad_the_last_batch_without_changing_results():
+    full = build_model(ModelConfig(weights="none"), 12, 96)
+    trunk, _ = split_model(full, -20)
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 96, 96, 3)).astype("float32")
+    padded = trunk_outputs(trunk, images, batch_size=8)
+    direct = trunk.predict_on_batch(images)
+    assert [p.shape[0] for p in padded] == [3, 3]
+    for got, want in zip(padded, direct, strict=True):
+        assert np.allclose(got, want, atol=1e-5)

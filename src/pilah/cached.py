@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pilah.config import Config
 from pilah.loader import EpochBatches
 from pilah.model import BACKBONES, build_augmentation, build_model
 from pilah.runs import Run, file_logger
@@ -144,11 +145,24 @@ def cache_key(run: Run) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def trunk_outputs(trunk: keras.Model, scaled: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Run the trunk on a batch padded to `batch_size`: one input shape, so XLA compiles it once."""
+    count = len(scaled)
+    padded = np.concatenate([scaled, np.zeros((batch_size - count, *scaled.shape[1:]), scaled.dtype)])
+    return [np.asarray(output)[:count] for output in trunk.predict_on_batch(padded)]
+
+
+def train_views(cfg: Config) -> list[int]:
+    """View 0 is the clean image; views 1.. are augmented, each with its own seed."""
+    augmented = list(range(1, cfg.train.cached_views + 1))
+    return [0, *augmented] if cfg.train.cached_clean_view else augmented
+
+
 def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> None:
     """Run the trunk over every view that the cache lacks: augmented views for train, clean for val."""
     cfg = run.config
     backbone = BACKBONES[cfg.model.backbone]
-    jobs = [("train", v) for v in range(1, cfg.train.cached_views + 1)] + [("val", 0)]
+    jobs = [("train", v) for v in train_views(cfg)] + [("val", 0)]
     for split, view in jobs:
         if cache.is_complete(split, view):
             logger.info(f"cache: {split} view {view} already cached in {cache.folder}")
@@ -164,7 +178,7 @@ def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> Non
             if augment is not None:
                 images = augment(images, training=True)
             scaled = keras.ops.convert_to_numpy(images) * backbone.input_scale + backbone.input_offset
-            outputs = trunk.predict_on_batch(scaled)
+            outputs = trunk_outputs(trunk, scaled, batches.batch_size)
             start = index * batches.batch_size
             for array, output in zip(arrays, outputs, strict=True):
                 array[start : start + len(output)] = np.asarray(output, dtype=np.float16)
@@ -220,11 +234,10 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
     def labels(split: str) -> np.ndarray:
         return np.array([index[r.label] for r in run.split_rows(split)], dtype=np.int64)
 
-    train_views = [cache.open("train", v) for v in range(1, cfg.train.cached_views + 1)]
     train_labels = labels("train")
     drop_last = cfg.train.drop_last_batch and len(train_labels) >= cfg.train.batch_size
     train_data = CachedBatches(
-        train_views,
+        [cache.open("train", v) for v in train_views(cfg)],
         train_labels,
         len(run.classes),
         cfg.train.batch_size,

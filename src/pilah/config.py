@@ -67,6 +67,7 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 50
     label_smoothing: float = 0.0
+    class_weight: str = "none"  # "none", or "balanced": each class weighs n_images / (n_classes * n_class)
     early_stopping_patience: int = 10  # on val_loss, restoring the best weights
     checkpoint_monitor: str = "val_accuracy"  # best model kept on this metric
     reduce_lr_factor: float = 0.2  # ReduceLROnPlateau on val_loss
@@ -75,6 +76,7 @@ class TrainConfig:
     drop_last_batch: bool = True  # fixed batch shapes: XLA on a GPU compiles each new shape
     workers: int = 2  # image-decoding threads
     cached_views: int = 3  # cached mode: augmented views of each training image
+    cached_clean_view: bool = False  # cached mode: the un-augmented image is one more training view
     cache_dir: str = "cache"  # cached mode: where trunk outputs are kept for reuse across runs
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,18 @@ def seed_callbacks(run: Run, checkpoint: keras.callbacks.Callback | None = None)
     return callbacks
 
 
+def class_weights(run: Run) -> dict[int, float] | None:
+    """`train.class_weight: balanced` weighs each class by n_images / (n_classes * n_class)."""
+    choice = run.config.train.class_weight
+    if choice == "none":
+        return None
+    if choice != "balanced":
+        raise ValueError(f"train.class_weight must be 'none' or 'balanced', got {choice!r}")
+    counts = Counter(r.label for r in run.split_rows("train"))
+    total = sum(counts.values())
+    return {i: total / (len(run.classes) * counts[label]) for i, label in enumerate(run.classes) if counts[label]}
+
+
 def fit(
     run: Run,
     model: keras.Model,
@@ -249,6 +262,7 @@ def fit(
         epochs=cfg.train.epochs,
         initial_epoch=state.epochs_done,
         callbacks=[*stock.values(), recorder],
+        class_weight=class_weights(run),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     state.finished = True
