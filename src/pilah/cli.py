@@ -14,6 +14,7 @@ from pilah import __version__
 from pilah.config import Config, ConfigError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+APP_MAX_UPLOAD_MB = 10  # the app refuses bigger uploads; .streamlit/config.toml says the same for the Cloud
 
 
 class Progress:
@@ -226,6 +227,31 @@ class UsageError(ValueError):
     pass
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Start the Streamlit app as a child process; stopping `pilah app` stops it too."""
+    import os
+    import subprocess
+
+    from pilah.predict import MODEL_ENV, bundled_model
+
+    model = Path(args.model) if args.model else bundled_model()
+    if not model.is_file():
+        raise UsageError(f"model not found: {model}")
+    app = Path(__file__).with_name("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app)]
+    command += ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(APP_MAX_UPLOAD_MB)]
+    command += ["--client.toolbarMode", "viewer"]
+    print(f"Pilah app on http://{args.host}:{args.port}  (model {model}; Ctrl-C stops it)", flush=True)
+    child = subprocess.Popen(command, env={**os.environ, MODEL_ENV: str(model.resolve())})
+    try:
+        return child.wait()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.wait(timeout=30)
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see `configs/default.yaml`)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
@@ -286,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=32)
     predict.set_defaults(func=cmd_predict)
+
+    app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")
+    app.add_argument("--model", help="model file (default: the bundled model)")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    app.add_argument("--port", type=int, default=8501)
+    app.set_defaults(func=cmd_app)
     return parser
 
 

@@ -54,6 +54,12 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 image.load()
             return _to_rgb(image)
     except UnidentifiedImageError as error:
+        if _is_heif(data):
+            raise ImageError(
+                "unsupported",
+                "a HEIC/HEIF/AVIF photo, which this installation cannot decode; "
+                "install pillow-heif or save the photo as JPEG",
+            ) from error
         raise ImageError("not_an_image", "not an image Pillow can decode (unknown or unsupported format)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         if isinstance(error, ImageError):
@@ -78,6 +84,26 @@ def to_array(image: Image.Image, size: int) -> np.ndarray:
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+
+
+def _is_heif(data: bytes) -> bool:
+    """HEIF containers (iPhone photos) start with an ISO-BMFF `ftyp` box naming a HEIF brand."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
+def _register_optional_decoders() -> None:
+    """Decode HEIC too where the optional `pillow-heif` package is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+_register_optional_decoders()
 
 
 def _read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:

@@ -33,7 +33,8 @@ class Prediction:
     top_k: list[tuple[str, float]] = field(default_factory=list)
     probabilities: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
-    error: str | None = None  # the reason a file could not be classified
+    error: str | None = None  # why a file could not be classified, for people
+    error_code: str | None = None  # the same as a stable code (`ImageError.reason`), for programs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class Prediction:
             "probabilities": self.probabilities,
             "latency_ms": self.latency_ms,
             "error": self.error,
+            "error_code": self.error_code,
         }
 
 
@@ -112,6 +114,7 @@ class Predictor:
                 good.append(i)
             except ImageError as error:
                 results[i].error = f"{error.reason}: {error}"
+                results[i].error_code = error.reason
         if arrays:
             probs = self.probabilities(np.stack(arrays))
             for i, p in zip(good, probs, strict=True):

@@ -1,0 +1,74 @@
+"""Helpers for tests (and benchmarks) that drive the app in a real Chromium: start it, wait, launch."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags for a machine without a display or internet: no sandbox as root, no background connections.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def ensure_chromium() -> str | None:
+    """Debian's Chromium, installed with apt when missing; None (with the reason) when that fails."""
+    if CHROMIUM.exists():
+        return None
+    if shutil.which("apt-get") is None:
+        return "no /usr/bin/chromium and no apt-get to install it"
+    result = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True)
+    return None if CHROMIUM.exists() else f"apt-get install chromium failed: {result.stderr[-300:]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until Streamlit answers its health check; fail early if the server process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not come up in {timeout:.0f} s")
+
+
+def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pilah.cli", "app", "--port", str(port)]
+    command += ["--model", str(model)] if model else []
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output or ""
+
+
+def launch(playwright, extra_flags: list[str] | None = None):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *(extra_flags or [])])

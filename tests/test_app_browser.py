@@ -1,0 +1,118 @@
+"""The app in a real browser: `pilah app` on a free loopback port, driven by Playwright in Debian's Chromium.
+
+Screenshots go to $PILAH_SCREENSHOTS when set (else the test's temporary folder); the warm upload round
+trips are printed and written there as `app_timings.json` (measured, not asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import ensure_chromium, free_port, launch, start_app, stop, wait_for_health
+from PIL import Image
+
+from conftest import REPO
+from pilah import guidance
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+EXAMPLES = REPO / "examples"
+TITLE = guidance.texts("id")["title"]
+LOAD_TIMEOUT_MS = 180_000  # the first result includes loading the model on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    reason = ensure_chromium()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    process = start_app(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+    except (RuntimeError, TimeoutError) as error:
+        pytest.fail(f"{error}\n{stop(process)}")
+    yield url
+    stop(process)
+
+
+@pytest.fixture()
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("PILAH_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def upload_and_wait(page, name: str) -> float:
+    """Upload one example photo; seconds until its result heading is on screen."""
+    started = time.perf_counter()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(EXAMPLES / name)
+    page.get_by_text(guidance.texts("id")["result_for"].format(name=name)).wait_for(timeout=LOAD_TIMEOUT_MS)
+    return time.perf_counter() - started
+
+
+def test_upload_shows_result_and_advice_at_desktop_and_phone_width(app_url, screenshots):
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(app_url)
+        page.get_by_text(TITLE).wait_for(timeout=LOAD_TIMEOUT_MS)
+        first = upload_and_wait(page, "battery.jpg")
+        success = page.locator('[data-testid="stAlertContentSuccess"]')
+        assert "Baterai" in success.inner_text()
+        advice = guidance.guidance("battery", "id")
+        expect = playwright_api.expect
+        expect(page.get_by_text(advice.prepare[0])).to_be_visible()
+        expect(page.get_by_text(advice.dont[0])).to_be_visible()
+        page.screenshot(path=screenshots / "app_desktop.png", full_page=True)
+        warm = [upload_and_wait(page, name) for name in ("clothes.jpg", "shoes.jpg", "paper.jpg", "metal.jpg")]
+        timings = {"first_result_s": first, "warm_round_trips_s": warm, "warm_median_s": statistics.median(warm)}
+        (screenshots / "app_timings.json").write_text(json.dumps(timings, indent=2))
+        print(f"\napp round trip: first {first:.2f} s, warm median {statistics.median(warm) * 1000:.0f} ms")
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+        phone.goto(app_url)
+        phone.get_by_text(TITLE).wait_for(timeout=LOAD_TIMEOUT_MS)
+        upload_and_wait(phone, "plastic.jpg")
+        assert "Plastik" in phone.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width} px wide)"
+        phone.screenshot(path=screenshots / "app_phone.png", full_page=True)
+        browser.close()
+
+
+def write_y4m(image_path: Path, target: Path, size: tuple[int, int] = (640, 480), frames: int = 10) -> None:
+    """A short raw video of one photo, the format Chromium's fake camera reads."""
+    image = Image.open(image_path).convert("RGB").resize(size)
+    y, cb, cr = (np.asarray(c) for c in image.convert("YCbCr").split())
+    half = (size[0] // 2, size[1] // 2)
+    planes = [y, np.asarray(Image.fromarray(cb).resize(half)), np.asarray(Image.fromarray(cr).resize(half))]
+    frame = b"FRAME\n" + b"".join(p.astype(np.uint8).tobytes() for p in planes)
+    header = f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode()
+    target.write_bytes(header + frame * frames)
+
+
+def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path):
+    video = tmp_path / "camera.y4m"
+    write_y4m(EXAMPLES / "clothes.jpg", video)
+    flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    flags.append(f"--use-file-for-fake-video-capture={video}")
+    t = guidance.texts("id")
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p, flags)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(app_url)
+        page.get_by_text(TITLE).wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.get_by_role("tab", name=t["tab_camera"]).click()
+        page.get_by_role("button", name="Take Photo").click(timeout=60_000)
+        page.get_by_text(t["result_for"].format(name="")).first.wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.screenshot(path=screenshots / "app_camera.png", full_page=True)
+        playwright_api.expect(page.get_by_text(t["stats_title"])).to_be_visible()
+        browser.close()
