@@ -1,4 +1,4 @@
-"""Helpers for tests (and benchmarks) that drive the app in a real Chromium: start it, wait, launch."""
+"""Helpers for tests and benchmarks that start a real server (app or API) and drive it, e.g. in Chromium."""
 
 from __future__ import annotations
 
@@ -39,23 +39,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until Streamlit answers its health check; fail early if the server process died."""
+def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 180, path: str = "/_stcore/health") -> None:
+    """Wait until the server answers 200 on its health path (Streamlit's by default); fail early if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
+                if response.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"{url} did not come up in {timeout:.0f} s")
+    raise TimeoutError(f"{url}{path} did not answer 200 in {timeout:.0f} s")
 
 
 def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "pilah.cli", "app", "--port", str(port)]
+    return start_pilah("app", port, model)
+
+
+def start_pilah(verb: str, port: int, model: Path | None = None, *flags: str) -> subprocess.Popen:
+    """`pilah app` or `pilah serve` on a loopback port, output collected for the failure message."""
+    command = [sys.executable, "-m", "pilah.cli", verb, "--port", str(port), *flags]
     command += ["--model", str(model)] if model else []
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

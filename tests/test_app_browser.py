@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import ensure_chromium, free_port, launch, start_app, stop, wait_for_health
 from PIL import Image
 
+from browser import ensure_chromium, free_port, launch, start_app, stop, wait_for_health
 from conftest import REPO
 from pilah import guidance
 

@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from browser import ensure_chromium, free_port, launch, stop, wait_for_health
 
+from browser import ensure_chromium, free_port, launch, stop, wait_for_health
 from conftest import REPO
 from pilah import guidance
 

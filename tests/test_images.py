@@ -1,21 +1,15 @@
 """Every kind of input the decoder must handle, made as real files by the test."""
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bad_inputs import corpus, encode
 from pilah.images import ImageError, load_rgb, open_image
 
 SIZE = 32
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
 
 
 def test_exif_orientation_is_applied():
@@ -76,6 +70,14 @@ def test_accepts_paths_files_pil_and_arrays(tmp_path: Path):
 def test_non_images_get_a_reason(data: bytes, reason: str):
     with pytest.raises(ImageError) as caught:
         open_image(data)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("name", sorted(corpus()))
+def test_every_bad_upload_gets_its_reason(name: str):
+    data, reason = corpus()[name]
+    with pytest.raises(ImageError) as caught:
+        load_rgb(data, SIZE)
     assert caught.value.reason == reason
 
 

@@ -252,6 +252,24 @@ def cmd_app(args: argparse.Namespace) -> int:
             child.wait(timeout=30)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pilah.api import ServiceConfig, serve
+    from pilah.predict import bundled_model
+
+    model = Path(args.model) if args.model else bundled_model()
+    if not model.is_file():
+        raise UsageError(f"model not found: {model}")
+    config = ServiceConfig(
+        model=str(model.resolve()),
+        max_upload_mb=args.max_upload_mb,
+        concurrency=args.concurrency,
+        queue=args.queue,
+        timeout_s=args.timeout,
+    )
+    serve(config, args.host, args.port)
+    return EXIT_OK
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see `configs/default.yaml`)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
@@ -318,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(func=cmd_app)
+
+    serve = verbs.add_parser("serve", help="start the REST API (FastAPI + uvicorn) with the bundled model")
+    serve.add_argument("--model", help="model file (default: the bundled model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest file accepted (413 above)")
+    serve.add_argument("--concurrency", type=int, default=1, help="inferences at once")
+    serve.add_argument("--queue", type=int, default=64, help="requests waiting beyond those running (503 above)")
+    serve.add_argument("--timeout", type=float, default=60.0, help="seconds before a request gets 504")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
