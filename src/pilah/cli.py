@@ -262,7 +262,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServiceConfig(
         model=str(model.resolve()),
         max_upload_mb=args.max_upload_mb,
-        concurrency=args.concurrency,
         queue=args.queue,
         timeout_s=args.timeout,
     )
@@ -342,8 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest file accepted (413 above)")
-    serve.add_argument("--concurrency", type=int, default=1, help="inferences at once")
-    serve.add_argument("--queue", type=int, default=64, help="requests waiting beyond those running (503 above)")
+    serve.add_argument("--queue", type=int, default=64, help="requests waiting beyond the one running (503 above)")
     serve.add_argument("--timeout", type=float, default=60.0, help="seconds before a request gets 504")
     serve.set_defaults(func=cmd_serve)
     return parser
