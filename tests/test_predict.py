@@ -88,3 +88,24 @@ def test_missing_model_is_an_error(tmp_path: Path):
         Predictor(tmp_path / "nope.keras")
     result = pilah("predict", "--model", tmp_path / "nope.keras", SAMPLE, check=False)
     assert result.returncode == 1 and "model not found" in result.stderr
+
+
+def test_folders_are_searched_by_content_not_only_by_name(tmp_path: Path):
+    from pilah.predict import expand_inputs
+
+    photo = sorted(SAMPLE.glob("paper/*.jpg"))[0].read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "IMG_0001").write_bytes(photo)  # a photo saved without its extension
+    (tmp_path / "a.jpg").write_bytes(photo)
+    (tmp_path / "README.md").write_text("# not a photo")
+    assert [p.name for p in expand_inputs([tmp_path])] == ["a.jpg", "IMG_0001"]
+
+
+def test_cli_max_pixels_refuses_big_images_and_goes_on(trained_run: Path, tmp_path: Path):
+    Image.new("RGB", (400, 400)).save(tmp_path / "big.png")
+    small = sorted(SAMPLE.glob("paper/*.jpg"))[0]
+    out = tmp_path / "out.csv"
+    model = trained_run / "best.keras"
+    pilah("predict", "--model", model, "--max-pixels", "100000", "--csv", out, tmp_path / "big.png", small)
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["error"].startswith("too_large") and rows[1]["error"] == "" and rows[1]["label"]

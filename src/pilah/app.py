@@ -125,7 +125,7 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
             st.success(f"**{name}** — {t['confidence']} {p.confidence:.1%}")
     render_guidance(p, t, language)
     st.altair_chart(probability_chart(p, t), width="stretch")
-    if st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
+    if predictor.model is not None and st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
         overlay = load_gradcam(os.environ.get(MODEL_ENV)).overlay(outcome.image, predictor.classes.index(p.label))
         st.image(overlay, caption=t["gradcam_caption"], width=320)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pilah import __version__
 from pilah.config import Config, ConfigError
+from pilah.images import DEFAULT_MAX_PIXELS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 APP_MAX_UPLOAD_MB = 10  # the app refuses bigger uploads; .streamlit/config.toml says the same for the Cloud
@@ -173,7 +174,7 @@ def _print_metrics(metrics: dict) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pilah.predict import Predictor, expand_inputs
 
-    predictor = Predictor(args.model)
+    predictor = Predictor(args.model, max_pixels=args.max_pixels)
     paths = expand_inputs(args.inputs)
     progress = Progress("predicting") if args.csv or args.json else None
     writer = None
@@ -252,6 +253,20 @@ def cmd_app(args: argparse.Namespace) -> int:
             child.wait(timeout=30)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pilah.export import export
+    from pilah.predict import bundled_model
+
+    model = Path(args.model) if args.model else bundled_model()
+    if not model.is_file():
+        raise UsageError(f"model not found: {model}")
+    started = time.perf_counter()
+    out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
+    size_mb = out.stat().st_size / 1e6
+    print(f"wrote {out} ({size_mb:.1f} MB) and {out.with_suffix('.json')} in {time.perf_counter() - started:.0f} s")
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pilah.api import ServiceConfig, serve
     from pilah.predict import bundled_model
@@ -328,7 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse bigger images (decompression bombs)"
+    )
     predict.set_defaults(func=cmd_predict)
+
+    export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")
+    export.add_argument("--model", help="a .keras model (default: the bundled model)")
+    export.add_argument("--format", required=True, choices=["onnx", "tflite"])
+    export.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"])
+    export.add_argument("--calibration", nargs="+", metavar="IMAGE_OR_DIR", help="images for int8 calibration")
+    export.add_argument("--out", help="output file (default: beside the model, e.g. pilah-xception-int8.onnx)")
+    export.set_defaults(func=cmd_export)
 
     app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")
     app.add_argument("--model", help="model file (default: the bundled model)")
@@ -353,6 +379,7 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from pilah.data import DataError
+    from pilah.export import ExportError
     from pilah.images import ImageError
     from pilah.runs import RunError
 
@@ -365,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted. A training run continues with: pilah train --resume RUN_DIR", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ConfigError, UsageError) as error:
+        print(f"pilah: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExportError as error:
         print(f"pilah: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (DataError, RunError, ImageError, FileNotFoundError, ValueError) as error:

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from pilah.calibration import apply_temperature
-from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb
+from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb, looks_like_image
 
 MODEL_ENV = "PILAH_MODEL"
 BUNDLED_MODEL_NAME = "pilah-xception.keras"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -79,25 +79,83 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
     raise ModelNotFoundError(f"{model_path}: no model card ({card.name}) or labels.json beside it")
 
 
+class KerasRunner:
+    """A `.keras` file, loaded in Keras's safe mode (no arbitrary code from the file)."""
+
+    def __init__(self, path: Path) -> None:
+        import keras  # the heavy import happens here, once, not when `pilah` is imported
+
+        self.model = keras.saving.load_model(path, safe_mode=True)
+        self.image_size = int(self.model.input_shape[1])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(batch))
+
+
+class OnnxRunner:
+    """A `pilah export --format onnx` file, run by ONNX Runtime (no TensorFlow import at all)."""
+
+    model = None
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.image_size = int(self.input.shape[1])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input.name: batch})[0]
+
+
+class TfliteRunner:
+    """A `pilah export --format tflite` file, run by TensorFlow Lite's interpreter."""
+
+    model = None
+
+    def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
+        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.image_size = int(self.input["shape"][1])
+        self.batch_size = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
+            self.interpreter.allocate_tensors()
+            self.batch_size = len(batch)
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+
+RUNNERS = {".keras": KerasRunner, ".onnx": OnnxRunner, ".tflite": TfliteRunner}
+
+
 class Predictor:
     """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
 
     def __init__(self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        import keras  # the heavy import happens here, once, not when `pilah` is imported
-
         self.model_path = Path(model) if model else bundled_model()
         if not self.model_path.is_file():
             raise ModelNotFoundError(f"model not found: {self.model_path}")
+        runner = RUNNERS.get(self.model_path.suffix.lower())
+        if runner is None:
+            raise ModelNotFoundError(f"{self.model_path}: not a model file ({', '.join(RUNNERS)})")
         self.metadata = model_metadata(self.model_path)
         self.classes: list[str] = list(self.metadata["classes"])
         self.temperature = float(self.metadata.get("temperature", 1.0))
         self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
         self.max_pixels = max_pixels
-        self.model = keras.saving.load_model(self.model_path)
-        self.image_size = int(self.model.input_shape[1])
+        self.runner = runner(self.model_path)
+        self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
+        self.image_size = self.runner.image_size
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        probs = np.asarray(self.model.predict_on_batch(batch.astype(np.float32)), dtype=np.float64)
+        probs = np.asarray(self.runner(batch.astype(np.float32)), dtype=np.float64)
         return apply_temperature(probs, self.temperature)
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
@@ -150,11 +208,13 @@ def _describe(source: ImageSource) -> str:
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders recursively, keeping files with an image suffix, in sorted order."""
+    """Files as given; folders recursively, in sorted order, keeping files with an image suffix or whose
+    first bytes are an image's (a photo saved without its extension is still found; a README is not)."""
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in item.rglob("*") if p.is_file())
+            paths += [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES or looks_like_image(p)]
         else:
             paths.append(item)
     return paths

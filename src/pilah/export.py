@@ -1,0 +1,134 @@
+"""Export a trained model for fast inference: ONNX or TFLite, in float32, float16 or int8.
+
+The exported graph is the inference path only (the augmentation layers, inactive at inference, are
+left out): uint8-range RGB pixels in, calibrated-later probabilities out, exactly as the `.keras` file.
+A model card `<name>.json` goes beside the file, so `Predictor` and `pilah predict --model` load it
+with its classes, temperature and uncertainty threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pilah.images import ImageError, load_rgb
+from pilah.predict import expand_inputs, model_metadata
+
+FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+CALIBRATION_IMAGES = 200  # int8 calibration: enough images to fix each activation's range
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked (format, quantization, missing calibration images)."""
+
+
+def inference_model(model):
+    """The same layers and weights without the augmentation block, called once so it can be traced."""
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name != "augmentation":
+            x = layer(x)
+    inference = keras.Model(inputs, x, name="pilah_inference")
+    inference.predict_on_batch(np.zeros((1, *model.input_shape[1:]), np.float32))
+    return inference
+
+
+def calibration_batches(paths: list[Path], size: int, count: int = CALIBRATION_IMAGES) -> Iterator[np.ndarray]:
+    """One image at a time from an evenly spaced selection of `paths` (bad files skipped)."""
+    chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    for path in chosen:
+        try:
+            yield load_rgb(path, size)[None].astype(np.float32)
+        except ImageError:
+            continue
+
+
+def export(
+    model_path: Path,
+    fmt: str,
+    quantize: str = "fp32",
+    out: Path | None = None,
+    calibration: list[str | Path] | None = None,
+) -> Path:
+    import keras
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    images = expand_inputs(calibration or [])
+    if quantize == "int8" and not images:
+        raise ExportError("int8 needs calibration images: --calibration DIR (e.g. the training images)")
+    metadata = model_metadata(model_path)
+    suffix = "" if quantize == "fp32" else f"-{quantize}"
+    out = out or model_path.with_name(f"{model_path.stem}{suffix}{FORMATS[fmt]}")
+    model = inference_model(keras.saving.load_model(model_path))
+    size = int(model.input_shape[1])
+    if fmt == "onnx":
+        _export_onnx(model, out, quantize, lambda: calibration_batches(images, size))
+    else:
+        _export_tflite(model, out, quantize, lambda: calibration_batches(images, size))
+    metadata["export"] = {"format": fmt, "quantize": quantize, "source": model_path.name}
+    if images:
+        metadata["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
+    out.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return out
+
+
+def _export_onnx(model, out: Path, quantize: str, batches) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        model.export(str(fp32), format="onnx", verbose=False)
+        if quantize == "fp32":
+            fp32.replace(out)
+        elif quantize == "fp16":
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
+        else:
+            from onnxruntime import quantization as q
+
+            prepared = Path(tmp) / "prepared.onnx"
+            q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+
+            class Reader(q.CalibrationDataReader):
+                def __init__(self) -> None:
+                    self.batches = iter(batches())
+
+                def get_next(self):
+                    batch = next(self.batches, None)
+                    return None if batch is None else {"image": batch}
+
+            q.quantize_static(
+                str(prepared),
+                str(out),
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+            )
+
+
+def _export_tflite(model, out: Path, quantize: str, batches) -> None:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quantize in ("fp16", "int8"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = lambda: ([b] for b in batches())
+        out.write_bytes(converter.convert())

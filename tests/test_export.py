@@ -1,0 +1,54 @@
+"""`pilah export` to ONNX and TFLite; the exported files load in Predictor and agree with the Keras model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, pilah
+from pilah.predict import Predictor
+
+pytest.importorskip("tf2onnx", reason="pip install -e '.[export]'")
+PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))[::4]  # 24 real photos, two per class
+
+
+def probabilities(model: Path) -> np.ndarray:
+    predictor = Predictor(model)
+    results = predictor.predict_batch(PHOTOS)
+    assert all(r.error is None for r in results)
+    return np.array([[r.probabilities[c] for c in predictor.classes] for r in results])
+
+
+@pytest.fixture(scope="module")
+def keras_probs(trained_run: Path) -> np.ndarray:
+    return probabilities(trained_run / "best.keras")
+
+
+@pytest.mark.parametrize(("fmt", "quantize", "tolerance"), [("onnx", "fp32", 1e-4), ("tflite", "fp16", 2e-2)])
+def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs, fmt, quantize, tolerance):
+    out = tmp_path / f"model.{fmt}"
+    pilah("export", "--model", trained_run / "best.keras", "--format", fmt, "--quantize", quantize, "--out", out)
+    assert out.with_suffix(".json").is_file()  # the card travels with the file: classes, temperature
+    exported = probabilities(out)
+    assert np.abs(exported - keras_probs).max() < tolerance
+    assert (exported.argmax(1) == keras_probs.argmax(1)).mean() == 1.0
+
+
+def test_int8_onnx_is_calibrated_on_real_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
+    out = tmp_path / "model-int8.onnx"
+    model = trained_run / "best.keras"
+    pilah("export", "--model", model, "--format", "onnx", "--quantize", "int8", "--calibration", SAMPLE, "--out", out)
+    exported = probabilities(out)
+    assert np.allclose(exported.sum(1), 1, atol=1e-5)
+    assert np.abs(exported - keras_probs).mean() < 0.05  # a random-weight model: close, not equal
+    result = pilah("predict", "--model", out, "--json", PHOTOS[0])
+    assert '"label"' in result.stdout
+
+
+def test_int8_without_calibration_images_is_a_usage_error(trained_run: Path, tmp_path: Path):
+    result = pilah(
+        "export", "--model", trained_run / "best.keras", "--format", "onnx", "--quantize", "int8", check=False
+    )
+    assert result.returncode == 2 and "--calibration" in result.stderr
