@@ -20,16 +20,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from common import rss_mb  # noqa: E402
+
 from browser import free_port, start_pilah, stop, wait_for_health  # noqa: E402
 
 PHOTOS = sorted((ROOT / "examples").glob("*.jpg"))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def send(client: httpx.Client, i: int) -> tuple[int, float]:
