@@ -1,11 +1,12 @@
-# Two commands for a newcomer:  `make demo` (set up, then classify the example photos with the bundled
-# model) and `make test` (set up, then lint and run the whole test suite). Both only need Python >= 3.11.
+# For a newcomer:  `make app` (set up, then open the web app with the bundled model), `make demo` (set up,
+# then classify the example photos) and `make test` (set up, then lint and run the whole test suite).
+# All need only Python >= 3.11.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup app demo test lint clean
 
 setup: $(STAMP)
 
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+app: setup
+	$(BIN)/pilah app
 
 demo: setup
 	$(BIN)/pilah predict examples/

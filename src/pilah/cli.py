@@ -228,16 +228,24 @@ class UsageError(ValueError):
     pass
 
 
+def _model_file(model: str | None) -> Path:
+    """The model a verb should load: `--model`, else the bundled one; a usage error if it is missing."""
+    from pilah.predict import bundled_model
+
+    path = Path(model) if model else bundled_model()
+    if not path.is_file():
+        raise UsageError(f"model not found: {path}")
+    return path
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     """Start the Streamlit app as a child process; stopping `pilah app` stops it too."""
     import os
     import subprocess
 
-    from pilah.predict import MODEL_ENV, bundled_model
+    from pilah.predict import MODEL_ENV
 
-    model = Path(args.model) if args.model else bundled_model()
-    if not model.is_file():
-        raise UsageError(f"model not found: {model}")
+    model = _model_file(args.model)
     app = Path(__file__).with_name("app.py")
     command = [sys.executable, "-m", "streamlit", "run", str(app)]
     command += ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true"]
@@ -255,11 +263,8 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pilah.export import export
-    from pilah.predict import bundled_model
 
-    model = Path(args.model) if args.model else bundled_model()
-    if not model.is_file():
-        raise UsageError(f"model not found: {model}")
+    model = _model_file(args.model)
     started = time.perf_counter()
     out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
     size_mb = out.stat().st_size / 1e6
@@ -269,11 +274,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pilah.api import ServiceConfig, serve
-    from pilah.predict import bundled_model
 
-    model = Path(args.model) if args.model else bundled_model()
-    if not model.is_file():
-        raise UsageError(f"model not found: {model}")
+    model = _model_file(args.model)
     config = ServiceConfig(
         model=str(model.resolve()),
         max_upload_mb=args.max_upload_mb,
