@@ -37,15 +37,15 @@ def main() -> None:
     rows = run.split_rows("test")
     paths = [root / r.path for r in rows]
     truth = np.array([r.label for r in rows])
-    reference, _ = predict_labels(args.models[0], paths)
-    reference_accuracy = float(np.mean(np.array(reference) == truth))
+    results = {model: predict_labels(model, paths) for model in args.models}
+    reference = np.array(results[args.models[0]][0])
+    reference_accuracy = float(np.mean(reference == truth))
     print(f"test split of {args.run}: {len(rows)} images\n")
     print("| model | test accuracy | vs reference | top-1 agreement with reference | images/s (batches of 32) |")
     print("|---|---|---|---|---|")
-    for model in args.models:
-        labels, speed = predict_labels(model, paths)
+    for model, (labels, speed) in results.items():
         accuracy = float(np.mean(np.array(labels) == truth))
-        agreement = float(np.mean(np.array(labels) == np.array(reference)))
+        agreement = float(np.mean(np.array(labels) == reference))
         print(
             f"| {model.name} | {100 * accuracy:.2f} % | {100 * (accuracy - reference_accuracy):+.2f} pt "
             f"| {100 * agreement:.2f} % | {speed:.1f} |"
