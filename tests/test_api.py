@@ -149,3 +149,14 @@ def test_schemathesis_finds_no_server_errors(api):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert_still_serves(api)
+
+
+def test_slow_inference_answers_504_and_the_server_recovers():
+    url, process = serve("--timeout", "0.001")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            response = client.post("/v1/predict", files={"file": photo("paper.jpg")})
+            assert (response.status_code, response.json()["code"]) == (504, "timeout")
+            assert client.get("/healthz").json()["ready"] is True
+    finally:
+        stop(process)

@@ -73,7 +73,9 @@ def test_upload_shows_result_and_advice_at_desktop_and_phone_width(app_url, scre
         expect = playwright_api.expect
         expect(page.get_by_text(advice.prepare[0])).to_be_visible()
         expect(page.get_by_text(advice.dont[0])).to_be_visible()
-        page.screenshot(path=screenshots / "app_desktop.png", full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 1800})
+        page.screenshot(path=screenshots / "app_desktop.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
         warm = [upload_and_wait(page, name) for name in ("clothes.jpg", "shoes.jpg", "paper.jpg", "metal.jpg")]
         timings = {"cold_start_to_first_result_s": cold, "first_result_s": first, "warm_round_trips_s": warm}
         timings["warm_median_s"] = statistics.median(warm)
@@ -88,7 +90,9 @@ def test_upload_shows_result_and_advice_at_desktop_and_phone_width(app_url, scre
         assert "Plastik" in phone.locator('[data-testid="stAlertContentSuccess"]').inner_text()
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page scrolls sideways on a phone ({width} px wide)"
-        phone.screenshot(path=screenshots / "app_phone.png", full_page=True)
+        playwright_api.expect(phone.locator('[data-testid="stImage"] img').first).to_be_visible()
+        phone.set_viewport_size({"width": 390, "height": 2400})  # Streamlit scrolls inside: show it all
+        phone.screenshot(path=screenshots / "app_phone.png")
         browser.close()
 
 
