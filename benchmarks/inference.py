@@ -92,7 +92,7 @@ def measure(model: str, baseline: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="the .keras model first (it is also the baseline), then exports")
+    parser.add_argument("models", nargs="*", help="the .keras model first (it is also the baseline), then exports")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

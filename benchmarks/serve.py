@@ -75,9 +75,8 @@ def main() -> None:
             single = [send(client, i) for i in range(args.baseline_requests)]
             single_seconds = time.perf_counter() - started
         load, load_seconds = run_clients(url, args.clients, args.requests)
-        done = 5 + len(single) + len(load)
-        with httpx.Client(base_url=url, timeout=300) as client:
-            extra = [send(client, i) for i in range(max(0, 1000 - done))]
+        rss_warm = rss_mb(server.pid)  # every batch shape has been seen: what stays from here on
+        more, _ = run_clients(url, args.clients, 1000 // args.clients + 1)
         rss_end = rss_mb(server.pid)
     finally:
         stop(server)
@@ -87,10 +86,10 @@ def main() -> None:
     print(row(f"{args.clients} clients x {args.requests}", load, load_seconds))
     base_rate = len(single) / single_seconds
     print(f"\nthroughput under load: {len(load) / load_seconds / base_rate:.2f}x the sequential baseline")
-    total = done + len(extra)
+    errors = sum(status != 200 for status, _ in more)
     print(
-        f"server RSS: {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB after {total} requests "
-        f"({rss_end - rss_start:+.0f} MB)"
+        f"server RSS: {rss_start:.0f} MB after 5 requests, {rss_warm:.0f} MB after the load above, "
+        f"{rss_end:.0f} MB after {len(more)} more requests ({rss_end - rss_warm:+.0f} MB; {errors} errors)"
     )
 
 

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -62,17 +63,30 @@ def start_pilah(verb: str, port: int, model: Path | None = None, *flags: str) ->
     """`pilah app` or `pilah serve` on a loopback port, output collected for the failure message."""
     command = [sys.executable, "-m", "pilah.cli", verb, "--port", str(port), *flags]
     command += ["--model", str(model)] if model else []
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return launch_server(command)
+
+
+def launch_server(command: list, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a server whose output goes to a file, not a pipe: an access log would fill an unread
+    pipe and block the server. `stop` returns the output."""
+    with tempfile.NamedTemporaryFile("w", prefix="pilah-server-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = Path(log.name)  # type: ignore[attr-defined]
+    return process
 
 
 def stop(process: subprocess.Popen) -> str:
+    """Stop the server; return what it printed."""
     process.terminate()
     try:
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
-    return output or ""
+        process.wait()
+    log: Path = process.log_path  # type: ignore[attr-defined]
+    output = log.read_text(errors="replace")
+    log.unlink()
+    return output
 
 
 def launch(playwright, extra_flags: list[str] | None = None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import ensure_chromium, free_port, launch, stop, wait_for_health
+from browser import ensure_chromium, free_port, launch, launch_server, stop, wait_for_health
 from conftest import REPO
 from pilah import guidance
 
@@ -37,13 +37,7 @@ def test_fresh_environment_from_requirements_serves_the_app(tmp_path: Path):
     assert install.returncode == 0, install.stderr[-2000:]
     port = free_port()
     command = [venv / "bin" / "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
-    server = subprocess.Popen(
-        [*command, "--server.headless", "true"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = launch_server([*command, "--server.headless", "true"], cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, server)

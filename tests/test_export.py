@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, pilah
+from pilah.export import card_path
 from pilah.predict import Predictor
 
 pytest.importorskip("tf2onnx", reason="pip install -e '.[export]'")
@@ -30,7 +31,7 @@ def keras_probs(trained_run: Path) -> np.ndarray:
 def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs, fmt, quantize, tolerance):
     out = tmp_path / f"model.{fmt}"
     pilah("export", "--model", trained_run / "best.keras", "--format", fmt, "--quantize", quantize, "--out", out)
-    assert out.with_suffix(".json").is_file()  # the card travels with the file: classes, temperature
+    assert card_path(out).is_file()  # the card travels with the file: classes, temperature
     exported = probabilities(out)
     assert np.abs(exported - keras_probs).max() < tolerance
     assert (exported.argmax(1) == keras_probs.argmax(1)).mean() == 1.0

@@ -262,13 +262,13 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pilah.export import export
+    from pilah.export import card_path, export
 
     model = _model_file(args.model)
     started = time.perf_counter()
     out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
     size_mb = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size_mb:.1f} MB) and {out.with_suffix('.json')} in {time.perf_counter() - started:.0f} s")
+    print(f"wrote {out} ({size_mb:.1f} MB) and {card_path(out)} in {time.perf_counter() - started:.0f} s")
     return EXIT_OK
 
 

@@ -1,8 +1,8 @@
 """Export a trained model for fast inference: ONNX or TFLite, in float32, float16 or int8.
 
-The exported graph is the inference path only (the augmentation layers, inactive at inference, are
-left out): uint8-range RGB pixels in, calibrated-later probabilities out, exactly as the `.keras` file.
-A model card `<name>.json` goes beside the file, so `Predictor` and `pilah predict --model` load it
+The exported graph is the inference path only, without the augmentation layers (inactive at inference):
+RGB pixels (0-255) in, probabilities out, as from the `.keras` file. A model card `<file>.json` (e.g.
+`pilah-xception-int8.onnx.json`) goes beside the file, so `Predictor` and `pilah predict --model` load it
 with its classes, temperature and uncertainty threshold.
 """
 
@@ -25,6 +25,10 @@ CALIBRATION_IMAGES = 200  # int8 calibration: enough images to fix each activati
 
 class ExportError(ValueError):
     """An export that cannot be made as asked (format, quantization, missing calibration images)."""
+
+
+def card_path(exported: Path) -> Path:
+    return exported.with_name(exported.name + ".json")
 
 
 def inference_model(model):
@@ -79,7 +83,7 @@ def export(
     metadata["export"] = {"format": fmt, "quantize": quantize, "source": model_path.name}
     if images:
         metadata["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
-    out.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+    card_path(out).write_text(json.dumps(metadata, indent=2) + "\n")
     return out
 
 

@@ -63,10 +63,11 @@ def bundled_model() -> Path:
 
 
 def model_metadata(model_path: Path) -> dict[str, Any]:
-    """Classes and calibration: the model card `<name>.json` beside it, else a run's `labels.json`."""
-    card = model_path.with_suffix(".json")
-    if card.is_file():
-        return json.loads(card.read_text())
+    """Classes and calibration: the model card beside it (`<file>.json` of an export, else `<stem>.json`),
+    else a run's `labels.json`."""
+    for card in (model_path.with_name(model_path.name + ".json"), model_path.with_suffix(".json")):
+        if card.is_file():
+            return json.loads(card.read_text())
     labels = model_path.parent / "labels.json"
     if labels.is_file():
         metadata: dict[str, Any] = {"classes": json.loads(labels.read_text())}
@@ -76,7 +77,7 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
             metadata["temperature"] = scores.get("temperature", 1.0)
             metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
         return metadata
-    raise ModelNotFoundError(f"{model_path}: no model card ({card.name}) or labels.json beside it")
+    raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
 
 
 class KerasRunner:
@@ -155,7 +156,12 @@ class Predictor:
         self.image_size = self.runner.image_size
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        probs = np.asarray(self.runner(batch.astype(np.float32)), dtype=np.float64)
+        """Batches are padded to a power of two: a handful of shapes for the runtime to compile and
+        keep, instead of one per batch size (which, under a server's varying load, grows memory)."""
+        count = len(batch)
+        padded = 1 << max(0, count - 1).bit_length()
+        batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
+        probs = np.asarray(self.runner(batch.astype(np.float32))[:count], dtype=np.float64)
         return apply_temperature(probs, self.temperature)
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
