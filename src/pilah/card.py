@@ -121,6 +121,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
             "epochs": state.get("epochs_done"),
             "fit_seconds": round(state.get("seconds", 0.0), 1),
             "wall_clock_seconds": training_wall_clock(paths.log) if paths.log.is_file() else None,
+            "feature_cache_reused": paths.log.is_file() and "already cached" in paths.log.read_text(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         },
         "metrics": {
@@ -151,7 +152,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Trained with: `{card['training']['command']}`",
         f"- Training: {card['training']['epochs']} epochs on {card['training']['machine']}; "
         + _minutes(card["training"]["wall_clock_seconds"])
-        + " wall clock for the whole command (scan, feature cache, training).",
+        + " wall clock from the first to the last line of `train.log` (scan, "
+        + ("feature cache reused from an earlier run" if card["training"].get("feature_cache_reused") else "cache")
+        + ", training; evaluation not included).",
         "",
         "## Metrics",
         "",
