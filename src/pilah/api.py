@@ -2,8 +2,9 @@
 
 Every error is JSON `{"code": ..., "message": ...}` with a stable code. Uploads are recognised by their
 bytes (never by name or declared type) and bounded in size. One inference worker batches whatever requests
-are waiting into one model call (dynamic batching: no added delay when idle, up to 2x the throughput
-under load); when the queue is full the service answers 503 with `Retry-After` instead of piling up memory.
+are waiting into one model call (dynamic batching: no added delay when idle; more throughput where
+batches run faster per image than single images). When the queue is full the service answers 503 with
+`Retry-After` instead of piling up memory.
 """
 
 from __future__ import annotations
