@@ -222,7 +222,7 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _too_large(limit)(scope, receive, send)
+            return await _error_response(_body_too_large(limit))(scope, receive, send)
         received = 0
 
         async def counting_receive():
@@ -230,7 +230,7 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise ApiError(413, "too_large_upload", f"the request body is over the {limit:,}-byte limit")
+                raise _body_too_large(limit)
             return message
 
         try:
@@ -239,8 +239,8 @@ class BodyLimit:
             await _error_response(error)(scope, receive, send)
 
 
-def _too_large(limit: int) -> JSONResponse:
-    return _error_response(ApiError(413, "too_large_upload", f"the request body is over the {limit:,}-byte limit"))
+def _body_too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large_upload", f"the request body is over the {limit:,}-byte limit")
 
 
 def _error_response(error: ApiError) -> JSONResponse:

@@ -83,6 +83,8 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
 class KerasRunner:
     """A `.keras` file, loaded in Keras's safe mode (no arbitrary code from the file)."""
 
+    pads_batches = True
+
     def __init__(self, path: Path) -> None:
         import keras  # the heavy import happens here, once, not when `pilah` is imported
 
@@ -97,11 +99,14 @@ class OnnxRunner:
     """A `pilah export --format onnx` file, run by ONNX Runtime (no TensorFlow import at all)."""
 
     model = None
+    pads_batches = False
 
     def __init__(self, path: Path) -> None:
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.enable_cpu_mem_arena = False  # batch sizes vary under load: free buffers, don't keep the peak
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.image_size = int(self.input.shape[1])
 
@@ -113,6 +118,7 @@ class TfliteRunner:
     """A `pilah export --format tflite` file, run by TensorFlow Lite's interpreter."""
 
     model = None
+    pads_batches = True
 
     def __init__(self, path: Path) -> None:
         import tensorflow as tf
@@ -156,11 +162,13 @@ class Predictor:
         self.image_size = self.runner.image_size
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Batches are padded to a power of two: a handful of shapes for the runtime to compile and
-        keep, instead of one per batch size (which, under a server's varying load, grows memory)."""
+        """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
+        of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
+        server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
         count = len(batch)
-        padded = 1 << max(0, count - 1).bit_length()
-        batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
+        if self.runner.pads_batches:
+            padded = 1 << max(0, count - 1).bit_length()
+            batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
         probs = np.asarray(self.runner(batch.astype(np.float32))[:count], dtype=np.float64)
         return apply_temperature(probs, self.temperature)
 
