@@ -91,3 +91,35 @@ def stop(process: subprocess.Popen) -> str:
 
 def launch(playwright, extra_flags: list[str] | None = None):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *(extra_flags or [])])
+
+
+# Times an upload inside the page, so the number is not rounded up by Playwright's polling (which backs
+# off to 500 ms between checks): from the file input's `change` event to the first animation frame after
+# an element with the expected text entered the page.
+_ARM_UPLOAD_TIMER = """([selector, text, timeoutMs]) => {
+  let started = null;
+  const onChange = (event) => {
+    if (!event.target.matches(selector)) return;
+    started = performance.now();
+    document.removeEventListener("change", onChange, true);
+  };
+  document.addEventListener("change", onChange, true);
+  const found = (node) => (node.textContent || "").includes(text);
+  window.__pilahUpload = new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error(`"${text}" did not appear in ${timeoutMs} ms`)), timeoutMs);
+    const observer = new MutationObserver((records) => {
+      if (started === null || !records.some((r) => [...r.addedNodes].some(found) || found(r.target))) return;
+      observer.disconnect();
+      requestAnimationFrame(() => resolve(performance.now() - started));
+    });
+    observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+  });
+}"""
+
+
+def timed_upload(page, selector: str, path: Path, text: str, timeout_ms: int = 180_000) -> float:
+    """Upload `path` through the file input at `selector`; milliseconds until `text` is painted."""
+    page.locator(selector).wait_for(state="attached", timeout=timeout_ms)
+    page.evaluate(_ARM_UPLOAD_TIMER, [selector, text, timeout_ms])
+    page.locator(selector).set_input_files(path)
+    return float(page.evaluate("window.__pilahUpload"))

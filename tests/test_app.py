@@ -13,9 +13,12 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from pilah import guidance, history
-from pilah.predict import BUNDLED_MODEL_NAME
+from pilah.app import MAX_UPLOAD_MB
+from pilah.predict import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
 
-MODEL = REPO / "models" / BUNDLED_MODEL_NAME
+MODEL = REPO / "models" / BUNDLED_FAST_MODEL_NAME  # what `pilah app` runs by default
+CARD = MODEL.with_name(MODEL.name + ".json")
+KERAS_MODEL = REPO / "models" / BUNDLED_MODEL_NAME  # its source, for Grad-CAM
 EXAMPLES = REPO / "examples"
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="the bundled model is missing")
 
@@ -23,10 +26,11 @@ pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="the bundled model i
 def model_with_threshold(folder: Path, uncertain_below: float) -> Path:
     """The bundled model under another card: 0.0 makes every answer sure, 1.0 every answer uncertain."""
     folder.mkdir()
-    card = json.loads(MODEL.with_suffix(".json").read_text())
+    card = json.loads(CARD.read_text())
     card["uncertain_below"] = uncertain_below
     (folder / MODEL.name).symlink_to(MODEL)
-    (folder / MODEL.with_suffix(".json").name).write_text(json.dumps(card))
+    (folder / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
+    (folder / CARD.name).write_text(json.dumps(card))
     return folder / MODEL.name
 
 
@@ -144,6 +148,7 @@ def bad_files() -> list[tuple[str, bytes]]:
         ("notes.jpg", b"this is a text file, not a photo\n" * 20),
         ("truncated.jpg", jpeg[: len(jpeg) // 3]),
         ("iphone.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64),
+        ("huge.jpg", jpeg + b"\x00" * (MAX_UPLOAD_MB * 1024 * 1024)),  # a photo with 10 MB of trailing bytes
     ]
 
 
@@ -159,8 +164,9 @@ def test_bad_files_get_a_friendly_message_and_history_is_kept(monkeypatch, sure_
     errors = [e.value for e in at.error]
     assert len(errors) == len(files)
     t = guidance.texts(language)
-    for message, code in zip(errors, ["empty", "not_an_image", "corrupt", "unsupported"], strict=True):
-        assert t["errors"][code] in message
+    codes = ["empty", "not_an_image", "corrupt", "unsupported", "too_large_upload"]
+    for message, code in zip(errors, codes, strict=True):
+        assert t["errors"][code].format(limit=MAX_UPLOAD_MB) in message
     assert [e.source for e in at.session_state["history"]] == ["battery.jpg"]  # nothing lost
     upload(at, "shoes.jpg")  # and the app goes on working
     assert [e.source for e in at.session_state["history"]] == ["battery.jpg", "shoes.jpg"]
@@ -191,10 +197,12 @@ def test_gradcam_heatmap_on_request(monkeypatch, sure_model):
 
 def test_model_info_shows_the_model_card(monkeypatch):
     at = start(monkeypatch, MODEL)
-    card = json.loads(MODEL.with_suffix(".json").read_text())
+    card = json.loads(CARD.read_text())
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Akurasi uji"] == f"{card['metrics']['splits']['test']['accuracy']:.2%}"
     assert "Kaggle" in shown(at)
+    running = " ".join(c.value for c in at.caption)
+    assert f"{MODEL.name}, ekspor onnx int8 dari {KERAS_MODEL.name}" in running
 
 
 def test_texts_and_guidance_are_complete_in_both_languages():
@@ -205,7 +213,7 @@ def test_texts_and_guidance_are_complete_in_both_languages():
 
     indonesian, english = guidance.texts("id"), guidance.texts("en")
     assert keys(indonesian) == keys(english)
-    labels = json.loads(MODEL.with_suffix(".json").read_text())["classes"]
+    labels = json.loads(CARD.read_text())["classes"]
     assert sorted(guidance.guided_classes()) == sorted(labels) == sorted(indonesian["classes"])
     for label in labels:
         for language in guidance.LANGUAGES:
@@ -216,8 +224,10 @@ def test_texts_and_guidance_are_complete_in_both_languages():
     assert guidance.guidance("battery", "id").stream == "b3"
 
 
-def test_upload_limit_is_the_same_for_pilah_app_and_the_cloud():
-    from pilah.cli import APP_MAX_UPLOAD_MB
+def test_upload_limits_are_the_same_for_pilah_app_and_the_cloud():
+    """Streamlit's cap is the same for `pilah app` and `streamlit run`, and far above the app's own limit,
+    so that a too-big photo gets the app's translated message, not Streamlit's English one."""
+    from pilah.cli import STREAMLIT_MAX_UPLOAD_MB
 
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == APP_MAX_UPLOAD_MB
+    assert config["server"]["maxUploadSize"] == STREAMLIT_MAX_UPLOAD_MB > 2 * MAX_UPLOAD_MB

@@ -1,5 +1,6 @@
 """The model that ships in models/: it loads, its card agrees with it, and it classifies the examples."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, pilah
+from pilah.export import card_path
+from pilah.predict import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
 
-MODEL = REPO / "models" / "pilah-xception.keras"
+MODEL = REPO / "models" / BUNDLED_MODEL_NAME
 CARD = MODEL.with_suffix(".json")
+FAST_MODEL = REPO / "models" / BUNDLED_FAST_MODEL_NAME
+FAST_CARD = card_path(FAST_MODEL)
 EXAMPLES = REPO / "examples"
 
 
@@ -37,11 +42,25 @@ def test_loads_with_plain_keras_in_a_fresh_process():
     assert "(None, 224, 224, 3) (None, 12)" in result.stdout
 
 
-@pytest.mark.parametrize("top_k", [3])
-def test_predict_uses_the_bundled_model_and_gets_the_examples_right(top_k: int):
-    result = pilah("predict", EXAMPLES, "--json", "--top-k", str(top_k), cwd=Path("/"))
+def test_fast_model_is_the_export_of_the_bundled_model():
+    """The int8 ONNX file that predict, app and serve run must come from the committed `.keras` weights:
+    retraining without exporting again fails here."""
+    card, fast = json.loads(CARD.read_text()), json.loads(FAST_CARD.read_text())
+    assert fast["export"]["source"] == MODEL.name
+    assert fast["export"]["source_sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    assert (fast["export"]["format"], fast["export"]["quantize"]) == ("onnx", "int8")
+    assert {k: fast[k] for k in ("classes", "temperature", "uncertain_below", "metrics")} == {
+        k: card[k] for k in ("classes", "temperature", "uncertain_below", "metrics")
+    }
+    assert FAST_MODEL.stat().st_size < 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("flags", "model"), [([], FAST_MODEL), (["--model", str(MODEL)], MODEL)])
+def test_predict_gets_the_examples_right_with_either_bundled_model(flags: list[str], model: Path):
+    result = pilah("predict", EXAMPLES, "--json", "--top-k", "3", *flags, cwd=Path("/"))
+    assert f"model {model}" in result.stderr  # the default is the int8 ONNX export
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(records) == 12
     for record in records:
         assert record["label"] == Path(record["source"]).stem, record  # file name = true class
-        assert len(record["top_k"]) == top_k
+        assert len(record["top_k"]) == 3

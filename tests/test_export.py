@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import SAMPLE, pilah
-from pilah.export import card_path
+from pilah.data import read_manifest
+from pilah.export import calibration_images, card_path
 from pilah.predict import Predictor
 
 pytest.importorskip("tf2onnx", reason="pip install -e '.[export]'")
@@ -37,10 +40,17 @@ def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs
     assert (exported.argmax(1) == keras_probs.argmax(1)).mean() == 1.0
 
 
-def test_int8_onnx_is_calibrated_on_real_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
+def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
     out = tmp_path / "model-int8.onnx"
     model = trained_run / "best.keras"
-    pilah("export", "--model", model, "--format", "onnx", "--quantize", "int8", "--calibration", SAMPLE, "--out", out)
+    calibrate = ["--quantize", "int8", "--calibration", trained_run]
+    pilah("export", "--model", model, "--format", "onnx", *calibrate, "--out", out)
+    training_images = calibration_images([trained_run])
+    split = {row.path: row.split for row in read_manifest(trained_run / "manifest.csv")}
+    assert training_images and {split[str(p.relative_to(SAMPLE))] for p in training_images} == {"train"}
+    card = json.loads(card_path(out).read_text())["export"]
+    assert card["calibration_images"] == min(200, len(training_images))
+    assert card["source_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     exported = probabilities(out)
     assert np.allclose(exported.sum(1), 1, atol=1e-5)
     assert np.abs(exported - keras_probs).mean() < 0.05  # a random-weight model: close, not equal

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import altair as alt
 import numpy as np
@@ -17,12 +18,17 @@ import pandas as pd
 import streamlit as st
 
 from pilah import guidance, history
-from pilah.gradcam import GradCam
 from pilah.images import ImageError, open_image, to_array
-from pilah.predict import MODEL_ENV, Prediction, Predictor
+from pilah.predict import MODEL_ENV, Prediction, Predictor, source_model
 
+if TYPE_CHECKING:
+    from pilah.gradcam import GradCam
+
+MAX_UPLOAD_MB = 10  # per file; checked here, so the message is in the chosen language (see `pilah.cli`)
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Streamlit's uploader states its own cap ("200MB per file") in English; the label states ours, translated.
+HIDE_STREAMLIT_UPLOAD_CAP = '<style>[data-testid="stFileUploaderDropzoneInstructions"] {display: none}</style>'
 STREAM_COLOURS = {"organik": "green", "anorganik": "blue", "b3": "red", "residu": "gray", "tekstil": "violet"}
 
 
@@ -43,12 +49,20 @@ def load_predictor(model_path: str | None) -> Predictor:
 
 
 @st.cache_resource(show_spinner=False)
-def load_gradcam(model_path: str | None) -> GradCam:
-    return GradCam(load_predictor(model_path).model)
+def load_gradcam(keras_path: Path) -> GradCam:
+    """Loaded on the first request only: an exported model has no gradients, so this reads the `.keras`
+    file it came from (seconds, and TensorFlow's memory), which most sessions never need."""
+    import keras
+
+    from pilah.gradcam import GradCam
+
+    return GradCam(keras.saving.load_model(keras_path, safe_mode=True))
 
 
 def classify(predictor: Predictor, source: str, data: bytes) -> Outcome:
     """Decode and classify one upload; a bad file becomes an Outcome with an error code."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        return Outcome(source, error_code="too_large_upload")
     try:
         image = open_image(data, predictor.max_pixels)
         array = to_array(image, predictor.image_size)
@@ -85,7 +99,8 @@ def new_uploads(files) -> list:
 def render_inputs(t: dict, predictor: Predictor) -> None:
     upload_tab, camera_tab, example_tab = st.tabs([t["tab_upload"], t["tab_camera"], t["tab_example"]])
     with upload_tab:
-        files = st.file_uploader(t["upload_label"], type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
+        label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
+        files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     with camera_tab:
         photo = st.camera_input(t["camera_label"], key="camera")
     with example_tab:
@@ -106,7 +121,7 @@ def render_inputs(t: dict, predictor: Predictor) -> None:
 
 def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predictor: Predictor) -> None:
     if outcome.prediction is None:
-        message = guidance.error_message(outcome.error_code, language)
+        message = guidance.error_message(outcome.error_code, language).format(limit=MAX_UPLOAD_MB)
         st.error(f"**{t['error_title'].format(name=outcome.source)}**  \n{message}")
         return
     p = outcome.prediction
@@ -125,8 +140,10 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
             st.success(f"**{name}** — {t['confidence']} {p.confidence:.1%}")
     render_guidance(p, t, language)
     st.altair_chart(probability_chart(p, t), width="stretch")
-    if predictor.model is not None and st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
-        overlay = load_gradcam(os.environ.get(MODEL_ENV)).overlay(outcome.image, predictor.classes.index(p.label))
+    keras_path = source_model(predictor.model_path, predictor.metadata)
+    if keras_path is not None and st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
+        with st.spinner(t["gradcam_loading"]):
+            overlay = load_gradcam(keras_path).overlay(outcome.image, predictor.classes.index(p.label))
         st.image(overlay, caption=t["gradcam_caption"], width=320)
 
 
@@ -236,10 +253,14 @@ def render_model_info(t: dict, predictor: Predictor) -> None:
             hide_index=True,
         )
         st.markdown(f"**{t['model_data']}**: {card.get('data', {}).get('source', '?')}")
+        export = card.get("export")
+        running = predictor.model_path.name
+        st.caption(t["model_export"].format(file=running, **export) if export else t["model_file"].format(file=running))
 
 
 def main() -> None:
     st.set_page_config(page_title="Pilah", page_icon="♻️", layout="centered")
+    st.html(HIDE_STREAMLIT_UPLOAD_CAP)
     init_state()
     language = st.radio(
         guidance.texts(guidance.DEFAULT_LANGUAGE)["language_label"],

@@ -15,7 +15,9 @@ from pilah.config import Config, ConfigError
 from pilah.images import DEFAULT_MAX_PIXELS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-APP_MAX_UPLOAD_MB = 10  # the app refuses bigger uploads; .streamlit/config.toml says the same for the Cloud
+# Streamlit's own cap on an upload, far above the app's limit (`pilah.app.MAX_UPLOAD_MB`): between the two,
+# the app answers in the chosen language; Streamlit's refusal is English only. .streamlit/config.toml agrees.
+STREAMLIT_MAX_UPLOAD_MB = 200
 
 
 class Progress:
@@ -175,6 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pilah.predict import Predictor, expand_inputs
 
     predictor = Predictor(args.model, max_pixels=args.max_pixels)
+    print(f"model {predictor.model_path}", file=sys.stderr)
     paths = expand_inputs(args.inputs)
     progress = Progress("predicting") if args.csv or args.json else None
     writer = None
@@ -224,15 +227,19 @@ def _format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+MODEL_HELP = "model file: .keras, .onnx or .tflite (default: the bundled int8 ONNX model, else the .keras one)"
+
+
 class UsageError(ValueError):
     pass
 
 
-def _model_file(model: str | None) -> Path:
-    """The model a verb should load: `--model`, else the bundled one; a usage error if it is missing."""
+def _model_file(model: str | None, fast: bool = True) -> Path:
+    """The model a verb should load: `--model`, else the bundled one (its fast export unless `fast` is
+    False); a usage error if it is missing."""
     from pilah.predict import bundled_model
 
-    path = Path(model) if model else bundled_model()
+    path = Path(model) if model else bundled_model(fast)
     if not path.is_file():
         raise UsageError(f"model not found: {path}")
     return path
@@ -249,7 +256,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     app = Path(__file__).with_name("app.py")
     command = [sys.executable, "-m", "streamlit", "run", str(app)]
     command += ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true"]
-    command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(APP_MAX_UPLOAD_MB)]
+    command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(STREAMLIT_MAX_UPLOAD_MB)]
     command += ["--client.toolbarMode", "viewer"]
     print(f"Pilah app on http://{args.host}:{args.port}  (model {model}; Ctrl-C stops it)", flush=True)
     child = subprocess.Popen(command, env={**os.environ, MODEL_ENV: str(model.resolve())})
@@ -264,7 +271,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pilah.export import card_path, export
 
-    model = _model_file(args.model)
+    model = _model_file(args.model, fast=False)
     started = time.perf_counter()
     out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
     size_mb = out.stat().st_size / 1e6
@@ -340,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = verbs.add_parser("predict", help="classify images or folders of images")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    predict.add_argument("--model", help="model file (default: the bundled model)")
+    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--csv", help="write one row per image to this CSV file")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     predict.add_argument("--top-k", type=int, default=3)
@@ -351,21 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")
-    export.add_argument("--model", help="a .keras model (default: the bundled model)")
+    export.add_argument("--model", help="a .keras model (default: the bundled pilah-xception.keras)")
     export.add_argument("--format", required=True, choices=["onnx", "tflite"])
     export.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"])
-    export.add_argument("--calibration", nargs="+", metavar="IMAGE_OR_DIR", help="images for int8 calibration")
+    export.add_argument(
+        "--calibration", nargs="+", metavar="RUN_OR_IMAGES", help="int8: a run folder (its training split) or images"
+    )
     export.add_argument("--out", help="output file (default: beside the model, e.g. pilah-xception-int8.onnx)")
     export.set_defaults(func=cmd_export)
 
     app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")
-    app.add_argument("--model", help="model file (default: the bundled model)")
+    app.add_argument("--model", help=MODEL_HELP)
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     app.add_argument("--port", type=int, default=8501)
     app.set_defaults(func=cmd_app)
 
     serve = verbs.add_parser("serve", help="start the REST API (FastAPI + uvicorn) with the bundled model")
-    serve.add_argument("--model", help="model file (default: the bundled model)")
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest file accepted (413 above)")

@@ -8,6 +8,7 @@ with its classes, temperature and uncertainty threshold.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import numpy as np
 
 from pilah.images import ImageError, load_rgb
 from pilah.predict import expand_inputs, model_metadata
+from pilah.runs import Run, RunPaths
 
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 QUANTIZATIONS = ("fp32", "fp16", "int8")
@@ -45,6 +47,18 @@ def inference_model(model):
     return inference
 
 
+def calibration_images(inputs: list[str | Path]) -> list[Path]:
+    """Images and folders as given; a run folder stands for its training split (never test images)."""
+    images: list[Path] = []
+    for item in inputs:
+        if RunPaths(Path(item)).manifest.is_file():
+            run = Run.open(item)
+            images += [run.data_root / row.path for row in run.split_rows("train")]
+        else:
+            images += expand_inputs([item])
+    return images
+
+
 def calibration_batches(paths: list[Path], size: int, count: int = CALIBRATION_IMAGES) -> Iterator[np.ndarray]:
     """One image at a time from an evenly spaced selection of `paths` (bad files skipped)."""
     chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
@@ -68,9 +82,9 @@ def export(
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    images = expand_inputs(calibration or [])
+    images = calibration_images(calibration or [])
     if quantize == "int8" and not images:
-        raise ExportError("int8 needs calibration images: --calibration DIR (e.g. the training images)")
+        raise ExportError("int8 needs calibration images: --calibration RUN_DIR (its training split) or images")
     metadata = model_metadata(model_path)
     suffix = "" if quantize == "fp32" else f"-{quantize}"
     out = out or model_path.with_name(f"{model_path.stem}{suffix}{FORMATS[fmt]}")
@@ -80,7 +94,12 @@ def export(
         _export_onnx(model, out, quantize, lambda: calibration_batches(images, size))
     else:
         _export_tflite(model, out, quantize, lambda: calibration_batches(images, size))
-    metadata["export"] = {"format": fmt, "quantize": quantize, "source": model_path.name}
+    metadata["export"] = {
+        "format": fmt,
+        "quantize": quantize,
+        "source": model_path.name,
+        "source_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),  # the exact weights it came from
+    }
     if images:
         metadata["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
     card_path(out).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -16,7 +16,8 @@ from pilah.calibration import apply_temperature
 from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb, looks_like_image
 
 MODEL_ENV = "PILAH_MODEL"
-BUNDLED_MODEL_NAME = "pilah-xception.keras"
+BUNDLED_MODEL_NAME = "pilah-xception.keras"  # the trained model: evaluate, export and Grad-CAM read it
+BUNDLED_FAST_MODEL_NAME = "pilah-xception-int8.onnx"  # its int8 ONNX export: what predict, app and serve run
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
@@ -50,16 +51,29 @@ class Prediction:
         }
 
 
-def bundled_model() -> Path:
-    """The model that ships with Pilah: `$PILAH_MODEL`, else `models/` of the checkout or the CWD."""
+def bundled_model(fast: bool = True) -> Path:
+    """The model that ships with Pilah: `$PILAH_MODEL`, else `models/` of the checkout or the CWD. `fast`
+    picks its int8 ONNX export when present (README, "Fast inference and export"), else the `.keras` file."""
     if os.environ.get(MODEL_ENV):
         return Path(os.environ[MODEL_ENV])
+    names = [BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME] if fast else [BUNDLED_MODEL_NAME]
     for folder in (Path(__file__).resolve().parents[2] / "models", Path.cwd() / "models"):
-        if (folder / BUNDLED_MODEL_NAME).is_file():
-            return folder / BUNDLED_MODEL_NAME
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
     raise ModelNotFoundError(
         f"no bundled model ({BUNDLED_MODEL_NAME}) found in models/; pass --model PATH or set {MODEL_ENV}"
     )
+
+
+def source_model(model_path: Path, metadata: dict[str, Any]) -> Path | None:
+    """The `.keras` file a model was exported from (itself for a `.keras` file), None if it is not there:
+    Grad-CAM needs its gradients."""
+    if model_path.suffix == ".keras":
+        return model_path
+    source = metadata.get("export", {}).get("source")
+    candidate = model_path.with_name(source) if source else None
+    return candidate if candidate is not None and candidate.is_file() else None
 
 
 def model_metadata(model_path: Path) -> dict[str, Any]:
