@@ -4,7 +4,8 @@
         models/pilah-xception.onnx models/pilah-xception-int8.onnx ...
 
 The first model is the reference; prints a table with each model's test accuracy, its change against the
-reference, and the share of test images on which its top-1 class equals the reference's.
+reference, the share of test images on which its top-1 class equals the reference's, its expected
+calibration error (with the temperature of its model card) and the share of images it flags uncertain.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pilah.predict import Predictor
+from pilah.evaluate import expected_calibration_error
+from pilah.predict import Prediction, Predictor
 from pilah.runs import Run
 
 
-def predict_labels(model: Path, paths: list[Path]) -> tuple[list[str | None], float]:
+def predict_all(model: Path, paths: list[Path]) -> tuple[list[Prediction], list[str], float]:
     predictor = Predictor(model)
     started = time.perf_counter()
-    labels = [p.label for p in predictor.predict_paths(paths, batch_size=32)]
-    return labels, len(paths) / (time.perf_counter() - started)
+    results = list(predictor.predict_paths(paths, batch_size=32))
+    return results, predictor.classes, len(paths) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -37,18 +39,25 @@ def main() -> None:
     rows = run.split_rows("test")
     paths = [root / r.path for r in rows]
     truth = np.array([r.label for r in rows])
-    results = {model: predict_labels(model, paths) for model in args.models}
-    reference = np.array(results[args.models[0]][0])
+    results = {model: predict_all(model, paths) for model in args.models}
+    reference = np.array([p.label for p in results[args.models[0]][0]])
     reference_accuracy = float(np.mean(reference == truth))
     print(f"test split of {args.run}: {len(rows)} images\n")
-    print("| model | test accuracy | vs reference | top-1 agreement with reference | images/s (batches of 32) |")
-    print("|---|---|---|---|---|")
-    for model, (labels, speed) in results.items():
-        accuracy = float(np.mean(np.array(labels) == truth))
-        agreement = float(np.mean(np.array(labels) == reference))
+    print(
+        "| model | test accuracy | vs reference | top-1 agreement with reference | ECE (15 bins, calibrated) "
+        "| flagged uncertain | images/s (batches of 32) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for model, (predictions, classes, speed) in results.items():
+        labels = np.array([p.label for p in predictions])
+        accuracy = float(np.mean(labels == truth))
+        agreement = float(np.mean(labels == reference))
+        probs = np.array([[p.probabilities[c] for c in classes] for p in predictions])
+        ece = expected_calibration_error(probs, np.array([classes.index(t) for t in truth]))
+        uncertain = float(np.mean([p.uncertain for p in predictions]))
         print(
             f"| {model.name} | {100 * accuracy:.2f} % | {100 * (accuracy - reference_accuracy):+.2f} pt "
-            f"| {100 * agreement:.2f} % | {speed:.1f} |"
+            f"| {100 * agreement:.2f} % | {100 * ece:.2f} % | {100 * uncertain:.1f} % | {speed:.1f} |"
         )
 
 

@@ -25,6 +25,7 @@ EXAMPLES = REPO / "examples"
 TITLE = guidance.texts("id")["title"]
 LOAD_TIMEOUT_MS = 180_000
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"]'
+CAMERA_STREAMING = "() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth > 0)"
 STARTED: dict[str, float] = {}  # the first result includes loading the model on a busy 2-core machine
 
 
@@ -72,6 +73,7 @@ def test_upload_shows_result_and_advice_at_desktop_and_phone_width(app_url, scre
         expect = playwright_api.expect
         expect(page.get_by_text(advice.prepare[0])).to_be_visible()
         expect(page.get_by_text(advice.dont[0])).to_be_visible()
+        expect(page.locator('[data-testid="stVegaLiteChart"] svg.marks').first).to_be_visible()  # the confidence chart
         page.set_viewport_size({"width": 1280, "height": 1800})
         page.screenshot(path=screenshots / "app_desktop.png")
         page.set_viewport_size({"width": 1280, "height": 900})
@@ -119,6 +121,8 @@ def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path)
         page.goto(app_url)
         page.get_by_text(TITLE).wait_for(timeout=LOAD_TIMEOUT_MS)
         page.get_by_role("tab", name=t["tab_camera"]).click()
+        # a click before the camera streams takes no photo: wait for the first video frame
+        page.wait_for_function(CAMERA_STREAMING, timeout=60_000)
         page.get_by_role("button", name="Take Photo").click(timeout=60_000)
         page.get_by_text(t["result_for"].format(name="")).first.wait_for(timeout=LOAD_TIMEOUT_MS)
         page.screenshot(path=screenshots / "app_camera.png", full_page=True)

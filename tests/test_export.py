@@ -15,6 +15,7 @@ from pilah.export import calibration_images, card_path
 from pilah.predict import Predictor
 
 pytest.importorskip("tf2onnx", reason="pip install -e '.[export]'")
+onnx = pytest.importorskip("onnx")
 PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))[::4]  # 24 real photos, two per class
 
 
@@ -51,6 +52,9 @@ def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_ru
     card = json.loads(card_path(out).read_text())["export"]
     assert card["calibration_images"] == min(200, len(training_images))
     assert card["source_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    graph = onnx.load(str(out)).graph
+    producer = next(node for node in graph.node if graph.output[0].name in node.output)
+    assert producer.op_type == "Softmax"  # the head stays float: probabilities are not rounded to 1/255
     exported = probabilities(out)
     assert np.allclose(exported.sum(1), 1, atol=1e-5)
     assert np.abs(exported - keras_probs).mean() < 0.05  # a random-weight model: close, not equal

@@ -139,7 +139,23 @@ def _export_onnx(model, out: Path, quantize: str, batches) -> None:
                 per_channel=True,
                 activation_type=q.QuantType.QUInt8,
                 weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=head_nodes(prepared, model),
             )
+
+
+def head_nodes(onnx_file: Path, model) -> list[str]:
+    """The ONNX nodes of the classifier head (the layers after the backbone), kept in float: they cost
+    almost nothing, and a quantized softmax would round every probability to a step of 1/255 (100 % and
+    0 %), which calibration and the uncertainty flag cannot use."""
+    import onnx
+
+    from pilah.cached import base_of
+
+    layers = model.layers
+    head = {layer.name for layer in layers[layers.index(base_of(model)) + 1 :]}
+    nodes = onnx.load(str(onnx_file)).graph.node
+    # tf2onnx names a node `<model>_1/<layer>_1/<op>`
+    return [n.name for n in nodes if n.name.count("/") >= 2 and n.name.split("/")[1].rsplit("_", 1)[0] in head]
 
 
 def _export_tflite(model, out: Path, quantize: str, batches) -> None:
