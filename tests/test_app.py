@@ -185,8 +185,10 @@ def test_history_csv_and_clear(monkeypatch, sure_model):
     assert guidance.texts("id")["history_empty"] in [i.value for i in at.info]
 
 
-def test_gradcam_heatmap_on_request(monkeypatch, sure_model):
-    at = start(monkeypatch, sure_model)
+@pytest.mark.parametrize("keras_file", [False, True], ids=["int8-export", "keras"])
+def test_gradcam_heatmap_on_request(monkeypatch, sure_model, keras_file):
+    """From the export, Grad-CAM loads the `.keras` file it came from; a `.keras` app lends its own model."""
+    at = start(monkeypatch, KERAS_MODEL if keras_file else sure_model)
     upload(at, "battery.jpg")
     images_before = len(at.get("image"))
     at.toggle[0].set_value(True)

@@ -49,14 +49,18 @@ def load_predictor(model_path: str | None) -> Predictor:
 
 
 @st.cache_resource(show_spinner=False)
-def load_gradcam(keras_path: Path) -> GradCam:
-    """Loaded on the first request only: an exported model has no gradients, so this reads the `.keras`
-    file it came from (seconds, and TensorFlow's memory), which most sessions never need."""
-    import keras
-
+def load_gradcam(keras_path: Path, _predictor: Predictor) -> GradCam:
+    """Built on the first request only. A `.keras` predictor lends its own model; an exported model has
+    no gradients, so the `.keras` file it came from is loaded (seconds, and TensorFlow's memory, which most
+    sessions never need)."""
     from pilah.gradcam import GradCam
 
-    return GradCam(keras.saving.load_model(keras_path, safe_mode=True))
+    model = _predictor.model
+    if model is None:
+        import keras
+
+        model = keras.saving.load_model(keras_path, safe_mode=True)
+    return GradCam(model)
 
 
 def classify(predictor: Predictor, source: str, data: bytes) -> Outcome:
@@ -143,7 +147,7 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
     keras_path = source_model(predictor.model_path, predictor.metadata)
     if keras_path is not None and st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
         with st.spinner(t["gradcam_loading"]):
-            overlay = load_gradcam(keras_path).overlay(outcome.image, predictor.classes.index(p.label))
+            overlay = load_gradcam(keras_path, predictor).overlay(outcome.image, predictor.classes.index(p.label))
         st.image(overlay, caption=t["gradcam_caption"], width=320)
 
 

@@ -18,6 +18,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Streamlit's own cap on an upload, far above the app's limit (`pilah.app.MAX_UPLOAD_MB`): between the two,
 # the app answers in the chosen language; Streamlit's refusal is English only. .streamlit/config.toml agrees.
 STREAMLIT_MAX_UPLOAD_MB = 200
+MODEL_HELP = "model file: .keras, .onnx or .tflite (default: the bundled int8 ONNX model, else the .keras one)"
 
 
 class Progress:
@@ -225,9 +226,6 @@ def _format_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-MODEL_HELP = "model file: .keras, .onnx or .tflite (default: the bundled int8 ONNX model, else the .keras one)"
 
 
 class UsageError(ValueError):
