@@ -33,6 +33,11 @@ def base_of(model: keras.Model) -> keras.Model:
     return next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "augmentation")
 
 
+def head_of(model: keras.Model) -> list:
+    """The classifier head: the chain of layers after the backbone (pooling, dense, softmax)."""
+    return model.layers[model.layers.index(base_of(model)) + 1 :]
+
+
 def boundary_tensors(base: keras.Model, fine_tune_at: int) -> list:
     """Tensors that the trainable layers read from the frozen ones: the cache holds exactly these."""
     tail = base.layers[fine_tune_at:]
@@ -55,7 +60,7 @@ def split_model(full: keras.Model, fine_tune_at: int) -> tuple[keras.Model, kera
     tail = keras.Model(boundary, base.output, name="trainable_tail")
     inputs = [keras.Input(t.shape[1:], name=f"cached_{i}") for i, t in enumerate(boundary)]
     x = tail(inputs)
-    for layer in full.layers[full.layers.index(base) + 1 :]:  # the head is a chain of layers
+    for layer in head_of(full):
         x = layer(x)
     return trunk, keras.Model(inputs, x, name="trainable_part")
 

@@ -149,10 +149,9 @@ def head_nodes(onnx_file: Path, model) -> list[str]:
     0 %), which calibration and the uncertainty flag cannot use."""
     import onnx
 
-    from pilah.cached import base_of
+    from pilah.cached import head_of
 
-    layers = model.layers
-    head = {layer.name for layer in layers[layers.index(base_of(model)) + 1 :]}
+    head = {layer.name for layer in head_of(model)}
     nodes = onnx.load(str(onnx_file)).graph.node
     # tf2onnx names a node `<model>_1/<layer>_1/<op>`
     return [n.name for n in nodes if n.name.count("/") >= 2 and n.name.split("/")[1].rsplit("_", 1)[0] in head]

@@ -11,13 +11,12 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from pilah.cached import base_of
+from pilah.cached import head_of
 
 
 class GradCam:
     def __init__(self, model: keras.Model) -> None:
-        backbone = base_of(model)
-        head_layers = model.layers[model.layers.index(backbone) + 1 :]
+        head_layers = head_of(model)
         self.features = keras.Model(model.inputs, head_layers[0].input, name="features")
         inputs = keras.Input(tuple(head_layers[0].input.shape[1:]))
         x = inputs
