@@ -68,7 +68,7 @@ def fill(args: argparse.Namespace) -> None:
     """Fill the shared cache once, plus the mirrored validation view for test-time augmentation."""
     import keras
 
-    from pilah.cached import FeatureCache, cache_key, prepare, split_model, trunk_outputs
+    from pilah.cached import FeatureCache, boundary_parts, cache_key, prepare, split_model, trunk_outputs
     from pilah.model import BACKBONES, build_model
     from pilah.train import batches_for, prepare_run
 
@@ -77,8 +77,7 @@ def fill(args: argparse.Namespace) -> None:
     full = build_model(config.model, len(run.classes), config.data.image_size)
     prepare(run, full, epoch=0)
     trunk, _ = split_model(full, config.model.fine_tune_at)
-    shapes = [tuple(int(d) for d in t.shape[1:]) for t in trunk.outputs]
-    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), shapes)
+    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), boundary_parts(full, config.model.fine_tune_at))
     if cache.is_complete("val-mirrored", 0):
         return
     batches = batches_for(run, "val")
@@ -111,16 +110,16 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from pilah import evaluate as evallib
-    from pilah.cached import FeatureCache, cache_key, split_model
+    from pilah.cached import FeatureCache, boundary_parts, cache_key, split_model
     from pilah.train import read_history, train
 
     config = config_for(args, VARIANTS[args.name])
     started = time.perf_counter()
     run = train(config, args.data, args.out / args.name, args.manifest)
     seconds = time.perf_counter() - started
-    _, trainable = split_model(keras.saving.load_model(run.paths.best_model), config.model.fine_tune_at)
-    shapes = [tuple(int(d) for d in t.shape[1:]) for t in trainable.inputs]
-    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), shapes)
+    best = keras.saving.load_model(run.paths.best_model)
+    _, trainable = split_model(best, config.model.fine_tune_at)
+    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), boundary_parts(best, config.model.fine_tune_at))
     index = {label: i for i, label in enumerate(run.classes)}
 
     def labels(split: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
-from pilah.cached import split_model, trunk_outputs
+from pilah.cached import boundary_parts, split_model, trunk_outputs
 from pilah.config import Config, ModelConfig
 from pilah.data import ManifestRow
 from pilah.images import load_rgb
@@ -155,13 +155,25 @@ def test_cached_mode_interrupt_resume_and_evaluate(tmp_path: Path):
     _train_until_killed(out, *cached)
     _check_resumed(out)
     done = sorted(p.name for p in cache.glob("*/*.done"))
-    assert done == ["train-view0.done", "train-view1.done", "val-view0.done"]  # clean + augmented, val
+    parts = boundary_parts(build_model(ModelConfig(weights="none"), 12, 96), -20)
+    # clean + augmented train view, clean val view; one file per boundary tensor
+    assert done == sorted(
+        f"{view}-{part}.done" for view in ("train-view0", "train-view1", "val-view0") for part in parts
+    )
     pilah("evaluate", out)
     metrics = json.loads((out / "metrics.json").read_text())
     history = read_history(out / "history.csv")
     best = max(row["val_accuracy"] for row in history)
     # the assembled full model, run on the images, scores what the trained part scored on the cache
     assert abs(metrics["splits"]["val"]["accuracy"] - best) < 1e-6
+
+
+def test_cache_files_are_shared_across_trained_depths():
+    full = build_model(ModelConfig(weights="none"), 12, 96)
+    seed = boundary_parts(full, -20)  # the seed's last 20 layers read two tensors
+    deeper = boundary_parts(full, -26)  # all of block 12 trains: it reads one of those two
+    assert len(seed) == 2 and len(deeper) == 1 and set(deeper) < set(seed)
+    assert all(shape == (6, 6, 728) for shape in seed.values())
 
 
 def test_split_model_matches_the_full_model():

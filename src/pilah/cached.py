@@ -51,6 +51,17 @@ def boundary_tensors(base: keras.Model, fine_tune_at: int) -> list:
     return boundary
 
 
+def boundary_parts(full: keras.Model, fine_tune_at: int) -> dict[str, tuple[int, ...]]:
+    """Cache file names and shapes of the boundary tensors, in `split_model`'s order. A tensor is named by
+    the position of its layer in the backbone (stable, unlike Keras's counter-based layer names), so runs
+    that train more or fewer layers reuse whichever trunk outputs they share."""
+    base = base_of(full)
+    return {
+        f"layer{base.layers.index(t._keras_history.operation)}": tuple(int(d) for d in t.shape[1:])
+        for t in boundary_tensors(base, fine_tune_at)
+    }
+
+
 def split_model(full: keras.Model, fine_tune_at: int) -> tuple[keras.Model, keras.Model]:
     """(trunk, trainable): trunk maps scaled pixels to the boundary tensors; trainable maps those
     to class probabilities through the very same tail and head layers as `full`."""
@@ -104,35 +115,37 @@ class AssembledCheckpoint(keras.callbacks.Callback):
 class FeatureCache:
     """Disk-backed float16 arrays of trunk outputs, one file per split, view and boundary tensor."""
 
-    def __init__(self, folder: Path, shapes: list[tuple[int, ...]]) -> None:
+    def __init__(self, folder: Path, parts: dict[str, tuple[int, ...]]) -> None:
         self.folder = folder
-        self.shapes = shapes
+        self.parts = parts
         folder.mkdir(parents=True, exist_ok=True)
 
-    def _file(self, split: str, view: int, part: int) -> Path:
-        return self.folder / f"{split}-view{view}-part{part}.npy"
+    def _file(self, split: str, view: int, part: str) -> Path:
+        return self.folder / f"{split}-view{view}-{part}.npy"
 
-    def _done(self, split: str, view: int) -> Path:
-        return self.folder / f"{split}-view{view}.done"
+    def _done(self, split: str, view: int, part: str) -> Path:
+        return self.folder / f"{split}-view{view}-{part}.done"
 
     def is_complete(self, split: str, view: int) -> bool:
-        return self._done(split, view).is_file()
+        return all(self._done(split, view, part).is_file() for part in self.parts)
 
     def create(self, split: str, view: int, count: int) -> list[np.memmap]:
         return [
             np.lib.format.open_memmap(self._file(split, view, p), mode="w+", dtype=np.float16, shape=(count, *s))
-            for p, s in enumerate(self.shapes)
+            for p, s in self.parts.items()
         ]
 
     def mark_complete(self, split: str, view: int) -> None:
-        self._done(split, view).touch()
+        for part in self.parts:
+            self._done(split, view, part).touch()
 
     def open(self, split: str, view: int) -> list[np.memmap]:
-        return [np.load(self._file(split, view, p), mmap_mode="r") for p in range(len(self.shapes))]
+        return [np.load(self._file(split, view, part), mmap_mode="r") for part in self.parts]
 
 
 def cache_key(run: Run) -> str:
-    """Same data, split, weights, trunk and augmentation -> same key -> the cache is reused."""
+    """Same data, split, weights and augmentation -> same key -> the cache is reused (per boundary tensor:
+    `boundary_parts` names the files, so the number of trained layers is not part of the key)."""
     cfg = run.config
     weights = cfg.model.weights
     if Path(weights).is_file():
@@ -143,9 +156,8 @@ def cache_key(run: Run) -> str:
         "seed": cfg.data.seed,
         "backbone": cfg.model.backbone,
         "weights": weights,
-        "fine_tune_at": cfg.model.fine_tune_at,
         "augment": asdict(cfg.model.augment),
-        "format": 1,
+        "format": 2,
     }
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -230,8 +242,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
     """Fill the cache if needed; return the trainable part and its training and validation batches."""
     cfg = run.config
     trunk, trainable = split_model(full, cfg.model.fine_tune_at)
-    shapes = [tuple(int(d) for d in t.shape[1:]) for t in trunk.outputs]
-    cache = FeatureCache(Path(cfg.train.cache_dir) / cache_key(run), shapes)
+    cache = FeatureCache(Path(cfg.train.cache_dir) / cache_key(run), boundary_parts(full, cfg.model.fine_tune_at))
     logger = file_logger(run.paths.log)
     fill_cache(run, trunk, cache, logger)
     index = {label: i for i, label in enumerate(run.classes)}
