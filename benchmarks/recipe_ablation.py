@@ -68,7 +68,7 @@ def fill(args: argparse.Namespace) -> None:
     """Fill the shared cache once, plus the mirrored validation view for test-time augmentation."""
     import keras
 
-    from pilah.cached import FeatureCache, boundary_parts, cache_key, prepare, split_model, trunk_outputs
+    from pilah.cached import feature_cache, prepare, split_model, trunk_outputs
     from pilah.model import BACKBONES, build_model
     from pilah.train import batches_for, prepare_run
 
@@ -77,7 +77,7 @@ def fill(args: argparse.Namespace) -> None:
     full = build_model(config.model, len(run.classes), config.data.image_size)
     prepare(run, full, epoch=0)
     trunk, _ = split_model(full, config.model.fine_tune_at)
-    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), boundary_parts(full, config.model.fine_tune_at))
+    cache = feature_cache(run, full)
     if cache.is_complete("val-mirrored", 0):
         return
     batches = batches_for(run, "val")
@@ -87,9 +87,10 @@ def fill(args: argparse.Namespace) -> None:
         images, _ = batches[index]
         scaled = keras.ops.convert_to_numpy(images)[:, :, ::-1] * backbone.input_scale + backbone.input_offset
         start = index * batches.batch_size
-        for array, output in zip(arrays, trunk_outputs(trunk, scaled, batches.batch_size), strict=True):
-            array[start : start + len(output)] = np.asarray(output, dtype=np.float16)
-    for array in arrays:
+        outputs = dict(zip(cache.parts, trunk_outputs(trunk, scaled, batches.batch_size), strict=True))
+        for part, array in arrays.items():
+            array[start : start + len(outputs[part])] = np.asarray(outputs[part], dtype=np.float16)
+    for array in arrays.values():
         array.flush()
     cache.mark_complete("val-mirrored", 0)
 
@@ -110,7 +111,7 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from pilah import evaluate as evallib
-    from pilah.cached import FeatureCache, boundary_parts, cache_key, split_model
+    from pilah.cached import feature_cache, split_model
     from pilah.train import read_history, train
 
     config = config_for(args, VARIANTS[args.name])
@@ -119,7 +120,7 @@ def worker(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     best = keras.saving.load_model(run.paths.best_model)
     _, trainable = split_model(best, config.model.fine_tune_at)
-    cache = FeatureCache(Path(config.train.cache_dir) / cache_key(run), boundary_parts(best, config.model.fine_tune_at))
+    cache = feature_cache(run, best)
     index = {label: i for i, label in enumerate(run.classes)}
 
     def labels(split: str) -> np.ndarray:

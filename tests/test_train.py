@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
-from pilah.cached import boundary_parts, split_model, trunk_outputs
+from pilah.cached import FeatureCache, boundary_parts, split_model, trunk_outputs
 from pilah.config import Config, ModelConfig
 from pilah.data import ManifestRow
 from pilah.images import load_rgb
@@ -174,6 +174,18 @@ def test_cache_files_are_shared_across_trained_depths():
     deeper = boundary_parts(full, -26)  # all of block 12 trains: it reads one of those two
     assert len(seed) == 2 and len(deeper) == 1 and set(deeper) < set(seed)
     assert all(shape == (6, 6, 728) for shape in seed.values())
+
+
+def test_feature_cache_writes_only_the_parts_it_lacks(tmp_path: Path):
+    shallow = FeatureCache(tmp_path, {"layer105": (2,)})
+    (array,) = shallow.create("train", 1, 3).values()
+    array[:] = 7
+    array.flush()
+    shallow.mark_complete("train", 1)
+    deep = FeatureCache(tmp_path, {"layer111": (2,), "layer105": (2,)})
+    assert not deep.is_complete("train", 1) and deep.missing("train", 1) == ["layer111"]
+    assert list(deep.create("train", 1, 3)) == ["layer111"]  # the shared part is neither reopened nor truncated
+    assert np.all(deep.open("train", 1)[1] == 7)
 
 
 def test_split_model_matches_the_full_model():

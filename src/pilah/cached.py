@@ -126,14 +126,20 @@ class FeatureCache:
     def _done(self, split: str, view: int, part: str) -> Path:
         return self.folder / f"{split}-view{view}-{part}.done"
 
-    def is_complete(self, split: str, view: int) -> bool:
-        return all(self._done(split, view, part).is_file() for part in self.parts)
+    def missing(self, split: str, view: int) -> list[str]:
+        return [part for part in self.parts if not self._done(split, view, part).is_file()]
 
-    def create(self, split: str, view: int, count: int) -> list[np.memmap]:
-        return [
-            np.lib.format.open_memmap(self._file(split, view, p), mode="w+", dtype=np.float16, shape=(count, *s))
-            for p, s in self.parts.items()
-        ]
+    def is_complete(self, split: str, view: int) -> bool:
+        return not self.missing(split, view)
+
+    def create(self, split: str, view: int, count: int) -> dict[str, np.memmap]:
+        """New arrays for the parts not yet complete; complete ones (shared with another depth) stay as they are."""
+        return {
+            part: np.lib.format.open_memmap(
+                self._file(split, view, part), mode="w+", dtype=np.float16, shape=(count, *self.parts[part])
+            )
+            for part in self.missing(split, view)
+        }
 
     def mark_complete(self, split: str, view: int) -> None:
         for part in self.parts:
@@ -141,6 +147,12 @@ class FeatureCache:
 
     def open(self, split: str, view: int) -> list[np.memmap]:
         return [np.load(self._file(split, view, part), mmap_mode="r") for part in self.parts]
+
+
+def feature_cache(run: Run, full: keras.Model) -> FeatureCache:
+    """The run's cache: its folder from `cache_key`, its files from the boundary of `full`."""
+    cfg = run.config
+    return FeatureCache(Path(cfg.train.cache_dir) / cache_key(run), boundary_parts(full, cfg.model.fine_tune_at))
 
 
 def cache_key(run: Run) -> str:
@@ -195,12 +207,12 @@ def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> Non
             if augment is not None:
                 images = augment(images, training=True)
             scaled = keras.ops.convert_to_numpy(images) * backbone.input_scale + backbone.input_offset
-            outputs = trunk_outputs(trunk, scaled, batches.batch_size)
+            outputs = dict(zip(cache.parts, trunk_outputs(trunk, scaled, batches.batch_size), strict=True))
             start = index * batches.batch_size
-            for array, output in zip(arrays, outputs, strict=True):
-                array[start : start + len(output)] = np.asarray(output, dtype=np.float16)
+            for part, array in arrays.items():
+                array[start : start + len(outputs[part])] = np.asarray(outputs[part], dtype=np.float16)
             progress.update(index + 1)
-        for array in arrays:
+        for array in arrays.values():
             array.flush()
         cache.mark_complete(split, view)
 
@@ -242,7 +254,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
     """Fill the cache if needed; return the trainable part and its training and validation batches."""
     cfg = run.config
     trunk, trainable = split_model(full, cfg.model.fine_tune_at)
-    cache = FeatureCache(Path(cfg.train.cache_dir) / cache_key(run), boundary_parts(full, cfg.model.fine_tune_at))
+    cache = feature_cache(run, full)
     logger = file_logger(run.paths.log)
     fill_cache(run, trunk, cache, logger)
     index = {label: i for i, label in enumerate(run.classes)}
