@@ -1,6 +1,6 @@
 """Exported models against the Keras model on a run's test split: top-1 agreement and accuracy.
 
-    python benchmarks/export_agreement.py runs/xception-cpu2 models/pilah-xception.keras \\
+    python benchmarks/export_agreement.py runs/xception-cpu4 models/pilah-xception.keras \\
         models/pilah-xception.onnx models/pilah-xception-int8.onnx ...
 
 The first model is the reference; prints a table with each model's test accuracy, its change against the
