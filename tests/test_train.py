@@ -13,13 +13,13 @@ import numpy as np
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
-from pilah.cached import FeatureCache, boundary_parts, split_model, trunk_outputs
+from pilah.cached import FeatureCache, boundary_parts, cache_key, split_model, trunk_outputs
 from pilah.config import Config, ModelConfig
 from pilah.data import ManifestRow
 from pilah.images import load_rgb
 from pilah.model import build_model
 from pilah.runs import Run, RunPaths
-from pilah.train import class_weights, read_history
+from pilah.train import batches_for, class_weights, read_history
 
 FIGURES = {
     "training_curves.png", "gap_analysis.png", "performance_comparison.png", "generalization.png",
@@ -60,6 +60,16 @@ def test_evaluation_metrics_and_figures(trained_run: Path):
     for figure in FIGURES:
         width, height = Image.open(trained_run / "plots" / figure).size
         assert width >= 500 and height >= 400
+
+
+def test_training_seed_reshuffles_without_touching_the_split_or_the_cache(trained_run: Path):
+    run = Run.open(trained_run)
+    reseeded = Run(run.paths, run.config.override(["train.seed=7"]), run.classes, run.manifest)
+    assert run.config.training_seed == run.config.data.seed and reseeded.config.training_seed == 7
+    default, other = (batches_for(r, "train", training=True) for r in (run, reseeded))
+    assert default.paths == other.paths  # the same training images...
+    assert not np.array_equal(default.order, other.order)  # ...in another order
+    assert cache_key(reseeded) == cache_key(run)  # cached trunk outputs are shared across training seeds
 
 
 def test_pilah_evaluate_recomputes_the_same_numbers(trained_run: Path):

@@ -271,7 +271,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
         cfg.train.batch_size,
         True,
         drop_last,
-        cfg.data.seed,
+        cfg.training_seed,
         epoch,
     )
     val_data = CachedBatches(
@@ -281,7 +281,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
         cfg.eval.batch_size,
         False,
         False,
-        cfg.data.seed,
+        cfg.training_seed,
     )
     return trainable, train_data, val_data
 

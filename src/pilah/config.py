@@ -62,6 +62,9 @@ class TrainConfig:
     """The seed's optimisation recipe."""
 
     mode: str = "fit"  # "fit": plain model.fit (GPU); "cached": frozen trunk run once, cached (CPU)
+    # Weight initialisation, shuffling and dropout. None: data.seed. Set it to retrain on the same split
+    # (and the same cached views) with other randomness, e.g. to measure run-to-run noise.
+    seed: int | None = None
     learning_rate: float = 1e-5  # Adam
     schedule: str = "plateau"  # "plateau": ReduceLROnPlateau as the seed; "cosine": cosine decay
     batch_size: int = 32
@@ -99,6 +102,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def training_seed(self) -> int:
+        return self.data.seed if self.train.seed is None else self.train.seed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

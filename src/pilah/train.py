@@ -76,7 +76,7 @@ def batches_for(run: Run, split: str, training: bool = False, epoch: int = 0) ->
         batch_size=batch_size,
         shuffle=training,
         drop_last=training and cfg.train.drop_last_batch and len(rows) >= batch_size,
-        seed=cfg.data.seed,
+        seed=cfg.training_seed,
         workers=cfg.train.workers,
     )
     batches.set_epoch(epoch)
@@ -273,7 +273,7 @@ def fit(
 
 def train(config: Config, data_dir: Path, out: Path | None = None, manifest: Path | None = None) -> Run:
     """Start a new run: scan and split the data, build the seed's model, fit."""
-    keras.utils.set_random_seed(config.data.seed)
+    keras.utils.set_random_seed(config.training_seed)
     run = prepare_run(config, data_dir, out, manifest)
     logger = file_logger(run.paths.log)
     logger.info(f"run {run.paths.root}: {len(run.manifest)} images, {len(run.classes)} classes")
@@ -300,7 +300,7 @@ def resume(root: Path) -> Run:
     state = TrainState(**read_json(run.paths.state))
     if state.finished:
         raise RunError(f"{root} already finished training ({state.epochs_done} epochs)")
-    keras.utils.set_random_seed(run.config.data.seed + state.epochs_done)
+    keras.utils.set_random_seed(run.config.training_seed + state.epochs_done)
     file_logger(run.paths.log).info(f"resuming {root} after epoch {state.epochs_done}")
     if run.config.train.mode == "cached":
         from pilah.cached import resume_cached
