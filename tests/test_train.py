@@ -72,6 +72,23 @@ def test_training_seed_reshuffles_without_touching_the_split_or_the_cache(traine
     assert cache_key(reseeded) == cache_key(run)  # cached trunk outputs are shared across training seeds
 
 
+def test_mixup_blends_training_batches_only(trained_run: Path):
+    run = Run.open(trained_run)
+    mixed_run = Run(run.paths, run.config.override(["train.mixup_alpha=0.4"]), run.classes, run.manifest)
+    plain, mixed = (batches_for(r, "train", training=True) for r in (run, mixed_run))
+    (images, labels), (blend, soft) = plain[0], mixed[0]
+    np.testing.assert_array_equal(mixed[0][0], blend)  # the same blend on every call (worker threads, resume)
+    np.testing.assert_allclose(soft.sum(axis=1), 1, rtol=1e-6)
+    weight = soft[np.arange(len(soft)), labels.argmax(axis=1)].min()  # an image keeps this much of its label
+    assert 0 < weight < 1
+    for i, row in enumerate(soft - weight * labels):  # the rest is its partner's label
+        partners = np.flatnonzero(np.isclose(labels, row / (1 - weight), atol=1e-4).all(axis=1))
+        mixes = [weight * images[i] + (1 - weight) * images[j] for j in partners]
+        assert any(np.allclose(blend[i], mix, atol=1e-2) for mix in mixes), i
+    val_plain, val_mixed = batches_for(run, "val")[0], batches_for(mixed_run, "val")[0]
+    np.testing.assert_array_equal(val_plain[0], val_mixed[0])  # evaluation batches are never mixed
+
+
 def test_pilah_evaluate_recomputes_the_same_numbers(trained_run: Path):
     before = json.loads((trained_run / "metrics.json").read_text())
     pilah("evaluate", trained_run)

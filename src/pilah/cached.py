@@ -230,9 +230,10 @@ class CachedBatches(EpochBatches):
         drop_last: bool,
         seed: int,
         epoch: int = 0,
+        mixup_alpha: float = 0.0,
     ) -> None:
         self.views, self.labels, self.num_classes = views, labels, num_classes
-        super().__init__(len(labels), batch_size, shuffle, drop_last, seed, workers=2, epoch=epoch)
+        super().__init__(len(labels), batch_size, shuffle, drop_last, seed, 2, epoch, mixup_alpha)
 
     def reorder(self, rng: np.random.Generator) -> None:
         super().reorder(rng)
@@ -247,7 +248,7 @@ class CachedBatches(EpochBatches):
                 rows = self.view_of[chosen] == view
                 batch[rows] = self.views[view][part][chosen[rows]]
             parts.append(batch)
-        return tuple(parts), np.eye(self.num_classes, dtype=np.float32)[self.labels[chosen]]
+        return self.mixed(index, tuple(parts), np.eye(self.num_classes, dtype=np.float32)[self.labels[chosen]])
 
 
 def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, CachedBatches, CachedBatches]:
@@ -273,6 +274,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
         drop_last,
         cfg.training_seed,
         epoch,
+        cfg.train.mixup_alpha,
     )
     val_data = CachedBatches(
         [cache.open("val", 0)],

@@ -70,6 +70,10 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 50
     label_smoothing: float = 0.0
+    # Mixup: blend each training batch with a shuffled copy of itself, labels too, by lambda ~ Beta(a, a).
+    # 0: off (the seed). In cached mode it blends the cached trunk outputs ("manifold mixup"), so the
+    # trained layers see new inputs every epoch although the augmented views are fixed.
+    mixup_alpha: float = 0.0
     class_weight: str = "none"  # "none", or "balanced": each class weighs n_images / (n_classes * n_class)
     early_stopping_patience: int = 10  # on val_loss, restoring the best weights
     checkpoint_monitor: str = "val_accuracy"  # best model kept on this metric

@@ -78,6 +78,7 @@ def batches_for(run: Run, split: str, training: bool = False, epoch: int = 0) ->
         drop_last=training and cfg.train.drop_last_batch and len(rows) >= batch_size,
         seed=cfg.training_seed,
         workers=cfg.train.workers,
+        mixup_alpha=cfg.train.mixup_alpha if training else 0.0,
     )
     batches.set_epoch(epoch)
     return batches
