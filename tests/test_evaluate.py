@@ -1,6 +1,7 @@
 """The metric functions against values worked out by hand, and packaging a run as a model card."""
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -9,6 +10,8 @@ import pytest
 
 from conftest import pilah
 from pilah import evaluate as ev
+from pilah.config import Config
+from pilah.predict import Predictor
 
 
 def test_confusion_and_per_class_scores():
@@ -69,3 +72,21 @@ def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp
     result = pilah("evaluate", trained_run, "--model", tmp_path / "tiny.keras")
     assert "test macro-F1" in result.stdout
     assert json.loads((trained_run / "metrics.json").read_text())["splits"] == card["metrics"]["splits"]
+
+
+def test_evaluate_with_flip_tta_is_recorded_and_followed_by_the_predictor(trained_run: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    refused = pilah("evaluate", run, "--set", "train.epochs=3", check=False)
+    assert refused.returncode == 2 and "eval.KEY=VALUE" in refused.stderr
+    plain = json.loads((run / "metrics.json").read_text())
+    pilah("evaluate", run, "--set", "eval.flip_tta=true")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["flip_tta"] is True and plain.get("flip_tta", False) is False
+    assert metrics["splits"]["test"]["loss"] != plain["splits"]["test"]["loss"]  # other probabilities
+    assert Config.load(run / "config.yaml").eval.flip_tta  # a later `pilah evaluate` recomputes the same
+    assert Predictor(run / "best.keras").flip_tta
+    pilah("package", run, "--out", tmp_path / "models", "--name", "tiny")
+    card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert card["flip_tta"] is True and "left-right mirror" in (tmp_path / "models" / "tiny.md").read_text()
+    assert Predictor(tmp_path / "models" / "tiny.keras").flip_tta

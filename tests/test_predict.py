@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE, pilah
+from pilah.images import load_rgb
 from pilah.predict import ModelNotFoundError, Predictor
 
 
@@ -37,6 +38,20 @@ def test_every_kind_of_source_gives_the_same_answer(predictor: Predictor):
     for other in results[1:]:
         assert other.label == first.label
         assert other.confidence == pytest.approx(first.confidence, abs=1e-5)
+
+
+def test_flip_tta_averages_each_image_with_its_mirror(trained_run: Path):
+    predictor = Predictor(trained_run / "best.keras")
+    predictor.temperature = 1.0  # compare raw averages
+    batch = np.stack([load_rgb(p, predictor.image_size) for p in sorted(SAMPLE.glob("*/*.jpg"))[:4]]).astype(np.float32)
+    mirrored = batch[:, :, ::-1]
+    plain_probs, mirrored_probs = predictor.probabilities(batch), predictor.probabilities(mirrored)
+    # an untrained model's outputs are near uniform, but it is not mirror-symmetric...
+    assert np.abs(plain_probs - mirrored_probs).max() > 1e-7
+    predictor.flip_tta = True
+    averaged = predictor.probabilities(batch)
+    np.testing.assert_allclose(averaged, (plain_probs + mirrored_probs) / 2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(predictor.probabilities(mirrored), averaged, rtol=0, atol=1e-12)  # ...its TTA is
 
 
 def test_a_bad_file_does_not_stop_the_batch(predictor: Predictor, tmp_path: Path):

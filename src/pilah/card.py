@@ -105,6 +105,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
         },
         "temperature": metrics["temperature"],
         "uncertain_below": metrics["uncertain_below"],
+        "flip_tta": metrics.get("flip_tta", False),
         "data": {
             "source": DATA_CREDIT,
             "images": len(run.manifest),
@@ -145,6 +146,13 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Input: {card['input']['preprocessing']}.",
         f"- Calibration: temperature {card['temperature']:.3f} (fitted on validation); results with calibrated "
         f"confidence below {card['uncertain_below']:.3f} are flagged uncertain.",
+        "- Prediction: "
+        + (
+            "the mean of the probabilities of the image and of its left-right mirror (flip test-time "
+            "augmentation); every number below is measured that way."
+            if card.get("flip_tta")
+            else "one pass per image."
+        ),
         f"- Data: {card['data']['source']}; {card['data']['images']:,} images, split "
         + ", ".join(f"{k} {v:,}" for k, v in card["data"]["split"].items())
         + f" (seed {card['data']['split_seed']}, manifest sha256 `{card['data']['manifest_sha256'][:16]}…`); "

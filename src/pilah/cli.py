@@ -144,6 +144,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = Run.open(args.run)
     if args.data:
         run.config.data.root = str(Path(args.data).resolve())
+    if args.set:
+        if not all(assignment.strip().startswith("eval.") for assignment in args.set):
+            raise UsageError("pilah evaluate --set changes evaluation settings only: --set eval.KEY=VALUE")
+        run.config = run.config.override(args.set)
+        run.config.save(run.paths.config)  # the run folder keeps saying what produced its metrics
     _print_metrics(evaluate(run, Path(args.model) if args.model else None))
     print(f"wrote {run.paths.metrics} and figures in {run.paths.plots}")
     return EXIT_OK
@@ -335,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run folder")
     evaluate.add_argument("--data", help="data folder, if it moved since training")
     evaluate.add_argument("--model", help="model file (default: the run's best.keras)")
+    evaluate.add_argument(
+        "--set",
+        action="append",
+        metavar="eval.KEY=VALUE",
+        help="change an evaluation setting, e.g. eval.flip_tta=true (saved in the run's config.yaml)",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
     package = verbs.add_parser("package", help="copy a run's best model and its model card into models/")

@@ -98,6 +98,10 @@ class EvalConfig:
     # Results below the confidence at which validation predictions are right this often are
     # flagged "uncertain" (the threshold is chosen on the validation split, after temperature scaling).
     confident_accuracy: float = 0.99
+    # Test-time augmentation: predict each image and its left-right mirror and average the probabilities
+    # (the seed trains with random flips). Off in the seed; it doubles the cost of a prediction. Evaluation,
+    # the temperature, the model card and every prediction from the packaged model follow this setting.
+    flip_tta: bool = False
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 from pilah import plots
 from pilah.calibration import EPSILON, apply_temperature
 from pilah.data import SPLITS
+from pilah.predict import flip_averaged
 from pilah.runs import Run, read_json, write_json
 from pilah.train import batches_for, read_history
 
@@ -104,8 +105,10 @@ def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy
 
 def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
     batches = batches_for(run, split)
-    probs = model.predict(batches, verbose=0)
-    return np.asarray(probs, dtype=np.float64), batches.labels
+    if not run.config.eval.flip_tta:
+        return np.asarray(model.predict(batches, verbose=0), dtype=np.float64), batches.labels
+    probs = [flip_averaged(model.predict_on_batch, batches[i][0]) for i in range(len(batches))]
+    return np.concatenate(probs), batches.labels
 
 
 def split_scores(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:
@@ -146,6 +149,7 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
         "splits": splits,
         "temperature": temperature,
         "uncertain_below": uncertain_below,
+        "flip_tta": cfg.eval.flip_tta,
         "test": {
             "macro_f1": float(scores["f1"].mean()),
             "per_class": per_class,

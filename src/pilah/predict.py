@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,13 @@ MODEL_ENV = "PILAH_MODEL"
 BUNDLED_MODEL_NAME = "pilah-xception.keras"  # the trained model: evaluate, export and Grad-CAM read it
 BUNDLED_FAST_MODEL_NAME = "pilah-xception-int8.onnx"  # its int8 ONNX export: what predict, app and serve run
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
+
+
+def flip_averaged(run_batch: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of the probabilities of each image and of its left-right mirror,
+    both in one call of twice the batch."""
+    both = np.asarray(run_batch(np.concatenate([batch, batch[:, :, ::-1]])), dtype=np.float64)
+    return (both[: len(batch)] + both[len(batch) :]) / 2
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -90,6 +97,7 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
             scores = json.loads(metrics.read_text())
             metadata["temperature"] = scores.get("temperature", 1.0)
             metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
+            metadata["flip_tta"] = scores.get("flip_tta", False)
         return metadata
     raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
 
@@ -170,12 +178,19 @@ class Predictor:
         self.classes: list[str] = list(self.metadata["classes"])
         self.temperature = float(self.metadata.get("temperature", 1.0))
         self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
+        self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
         self.max_pixels = max_pixels
         self.runner = runner(self.model_path)
         self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
         self.image_size = self.runner.image_size
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, averaged over each image and its mirror when the model card says so."""
+        batch = batch.astype(np.float32)
+        probs = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
+        return apply_temperature(probs, self.temperature)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
         of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
         server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
@@ -183,8 +198,7 @@ class Predictor:
         if self.runner.pads_batches:
             padded = 1 << max(0, count - 1).bit_length()
             batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
-        probs = np.asarray(self.runner(batch.astype(np.float32))[:count], dtype=np.float64)
-        return apply_temperature(probs, self.temperature)
+        return np.asarray(self.runner(batch)[:count], dtype=np.float64)
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
         return self.predict_batch([source], top_k)[0]
