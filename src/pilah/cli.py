@@ -297,7 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config file (see `configs/default.yaml`)")
+    parser.add_argument("--config", help="YAML overrides, e.g. configs/cpu.yaml (defaults: src/pilah/config.py)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
     parser.add_argument("--seed", type=int, help="split seed (data.seed)")
 
