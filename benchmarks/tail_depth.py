@@ -1,0 +1,88 @@
+"""What training more of Xception costs in cached (CPU) mode: one row per `model.fine_tune_at`.
+
+For each depth it splits the seed's model at that boundary (`pilah.cached.split_model`), times the
+frozen trunk's forward pass (filling the cache) and the trainable part's training step (each epoch),
+both on random inputs of the real shapes (the compute does not depend on the values), and projects the
+wall clock of `configs/cpu.yaml` (2 views of the 9,115 training images cached, 10 epochs) from those rates.
+The projection leaves out image decoding and validation, so the real runs take longer. Ratios are
+against the seed's depth (-20), measured in the same run.
+
+    python benchmarks/tail_depth.py [--depths -20,-26,-36,-56,-96] [--steps 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from pilah.cached import split_model
+from pilah.config import Config
+from pilah.model import build_model
+from pilah.train import compile_model
+
+TRAIN_IMAGES, VAL_IMAGES = 9_115, 3_038  # the 60/20/20 split of garbage12
+
+
+def images_per_second(step, batch_size: int, steps: int) -> float:
+    """Rate of `step()` over `steps` calls, after two calls that build and trace the graph."""
+    for _ in range(2):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch_size * steps / (time.perf_counter() - started)
+
+
+def measure(depth: int, steps: int) -> dict[str, float]:
+    cfg = Config().override([f"model.fine_tune_at={depth}", "model.weights=none"])
+    full = build_model(cfg.model, 12, cfg.data.image_size)
+    trunk, trainable = split_model(full, depth)
+    compile_model(trainable, cfg, TRAIN_IMAGES // cfg.train.batch_size)
+    rng = np.random.default_rng(0)
+    batch = cfg.train.batch_size
+    pixels = rng.uniform(-1, 1, (batch, cfg.data.image_size, cfg.data.image_size, 3)).astype("float32")
+    cached = [rng.normal(size=(batch, *t.shape[1:])).astype("float32") for t in trainable.inputs]
+    labels = np.eye(12, dtype="float32")[rng.integers(0, 12, batch)]
+    return {
+        "trainable_layers": -depth,
+        "trainable_params": sum(int(np.prod(w.shape)) for w in trainable.trainable_weights),
+        "cached_values": sum(int(np.prod(t.shape[1:])) for t in trainable.inputs),
+        "trunk_rate": images_per_second(lambda: trunk.predict_on_batch(pixels), batch, steps),
+        "train_rate": images_per_second(lambda: trainable.train_on_batch(cached, labels), batch, steps),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", default="-20,-26,-36,-56,-96", help="model.fine_tune_at values")
+    parser.add_argument("--steps", type=int, default=8, help="timed batches per rate")
+    parser.add_argument("--views", type=int, default=2, help="cached training views (configs/cpu.yaml: 2)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs (configs/cpu.yaml: 10)")
+    args = parser.parse_args()
+    rows = [measure(int(depth), args.steps) for depth in args.depths.split(",")]
+    base = rows[0]
+    print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, batch 32, float32, random inputs")
+    print(
+        f"projection: {args.views} cached views of {TRAIN_IMAGES:,} images + {VAL_IMAGES:,} validation, "
+        f"{args.epochs} epochs of {TRAIN_IMAGES:,}; no decoding, no validation pass\n"
+    )
+    print(
+        "| fine_tune_at | trainable params | cached values per image | trunk img/s | train img/s "
+        "| train time vs -20 | cache fill (min) | training (min) | total (min) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        fill = (args.views * TRAIN_IMAGES + VAL_IMAGES) / row["trunk_rate"] / 60
+        training = args.epochs * TRAIN_IMAGES / row["train_rate"] / 60
+        print(
+            f"| -{row['trainable_layers']} | {row['trainable_params']:,} | {row['cached_values']:,} "
+            f"| {row['trunk_rate']:.1f} | {row['train_rate']:.1f} | {base['train_rate'] / row['train_rate']:.2f}× "
+            f"| {fill:.0f} | {training:.0f} | {fill + training:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
