@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
@@ -236,12 +237,14 @@ def test_balanced_class_weights_undo_the_imbalance(tmp_path: Path):
     assert class_weights(Run(RunPaths(tmp_path), Config(), ["a", "b"], rows)) is None
 
 
-def test_trunk_outputs_pad_the_last_batch_without_changing_results():
+@pytest.mark.parametrize(("fine_tune_at", "parts"), [(-20, 2), (-26, 1)])
+def test_trunk_outputs_pad_the_last_batch_without_changing_results(fine_tune_at: int, parts: int):
     full = build_model(ModelConfig(weights="none"), 12, 96)
-    trunk, _ = split_model(full, -20)
+    trunk, _ = split_model(full, fine_tune_at)  # -26 cuts between two blocks: one boundary tensor
     images = np.random.default_rng(0).uniform(-1, 1, (3, 96, 96, 3)).astype("float32")
     padded = trunk_outputs(trunk, images, batch_size=8)
     direct = trunk.predict_on_batch(images)
-    assert [p.shape[0] for p in padded] == [3, 3]
+    direct = direct if parts > 1 else [direct]
+    assert [p.shape for p in padded] == [(3, 6, 6, 728)] * parts
     for got, want in zip(padded, direct, strict=True):
         assert np.allclose(got, want, atol=1e-5)

@@ -178,7 +178,10 @@ def trunk_outputs(trunk: keras.Model, scaled: np.ndarray, batch_size: int) -> li
     """Run the trunk on a batch padded to `batch_size`: one input shape, so XLA compiles it once."""
     count = len(scaled)
     padded = np.concatenate([scaled, np.zeros((batch_size - count, *scaled.shape[1:]), scaled.dtype)])
-    return [np.asarray(output)[:count] for output in trunk.predict_on_batch(padded)]
+    outputs = trunk.predict_on_batch(padded)
+    if len(trunk.outputs) == 1:  # Keras returns a lone output bare, not in a list (a cut between two blocks)
+        outputs = [outputs]
+    return [np.asarray(output)[:count] for output in outputs]
 
 
 def train_views(cfg: Config) -> list[int]:
