@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,8 @@ def config_for(args: argparse.Namespace, overrides: list[str]):
 
 def fill(args: argparse.Namespace) -> None:
     """Fill the shared cache once, plus the mirrored validation view for test-time augmentation."""
-    import keras
-
-    from pilah.cached import feature_cache, prepare, split_model, trunk_outputs
-    from pilah.model import BACKBONES, build_model
+    from pilah.cached import feature_cache, prepare, split_model, write_view
+    from pilah.model import build_model
     from pilah.train import batches_for, prepare_run
 
     config = config_for(args, FILL)
@@ -80,19 +79,8 @@ def fill(args: argparse.Namespace) -> None:
     cache = feature_cache(run, full)
     if cache.is_complete("val-mirrored", 0):
         return
-    batches = batches_for(run, "val")
-    arrays = cache.create("val-mirrored", 0, len(batches.paths))
-    backbone = BACKBONES[config.model.backbone]
-    for index in range(len(batches)):
-        images, _ = batches[index]
-        scaled = keras.ops.convert_to_numpy(images)[:, :, ::-1] * backbone.input_scale + backbone.input_offset
-        start = index * batches.batch_size
-        outputs = dict(zip(cache.parts, trunk_outputs(trunk, scaled, batches.batch_size), strict=True))
-        for part, array in arrays.items():
-            array[start : start + len(outputs[part])] = np.asarray(outputs[part], dtype=np.float16)
-    for array in arrays.values():
-        array.flush()
-    cache.mark_complete("val-mirrored", 0)
+    mirror = partial(np.flip, axis=2)
+    write_view(run, trunk, cache, batches_for(run, "val"), ("val-mirrored", 0), mirror)
 
 
 def predict_cached(model, parts: list[np.ndarray], batch_size: int = 256) -> np.ndarray:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -14,13 +15,13 @@ import pytest
 from PIL import Image
 
 from conftest import FAST, SAMPLE, pilah
-from pilah.cached import FeatureCache, boundary_parts, cache_key, split_model, trunk_outputs
+from pilah.cached import FeatureCache, boundary_parts, cache_key, split_model, trunk_outputs, write_view
 from pilah.config import Config, ModelConfig
 from pilah.data import ManifestRow
 from pilah.images import load_rgb
 from pilah.model import build_model
 from pilah.runs import Run, RunPaths
-from pilah.train import batches_for, class_weights, read_history
+from pilah.train import batches_for, class_weights, prepare_run, read_history
 
 FIGURES = {
     "training_curves.png", "gap_analysis.png", "performance_comparison.png", "generalization.png",
@@ -214,6 +215,24 @@ def test_feature_cache_writes_only_the_parts_it_lacks(tmp_path: Path):
     assert not deep.is_complete("train", 1) and deep.missing("train", 1) == ["layer111"]
     assert list(deep.create("train", 1, 3)) == ["layer111"]  # the shared part is neither reopened nor truncated
     assert np.all(deep.open("train", 1)[1] == 7)
+
+
+def test_write_view_caches_the_trunk_outputs_of_the_view_it_is_given(tmp_path: Path):
+    config = Config().override(["model.weights=none", "data.image_size=96", "train.mode=cached"])
+    run = prepare_run(config, SAMPLE, tmp_path / "run")
+    full = build_model(config.model, len(run.classes), 96)
+    trunk, _ = split_model(full, -20)
+    cache = FeatureCache(tmp_path / "cache", boundary_parts(full, -20))
+    batches = batches_for(run, "val")
+    write_view(run, trunk, cache, batches, ("val-mirrored", 0), partial(np.flip, axis=2))
+    assert cache.is_complete("val-mirrored", 0)
+    images = np.concatenate([batches[i][0] for i in range(len(batches))])
+    expected = trunk.predict_on_batch(images[:, :, ::-1] / 127.5 - 1)
+    unmirrored = trunk.predict_on_batch(images / 127.5 - 1)
+    for cached, want, other in zip(cache.open("val-mirrored", 0), expected, unmirrored, strict=True):
+        assert cached.shape == want.shape
+        error = np.abs(cached - want).max()  # float16 rounding only
+        assert error <= 1e-3 * np.abs(want).max() < np.abs(cached - other).max()
 
 
 def test_split_model_matches_the_full_model():

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from pilah.config import Config
-from pilah.loader import EpochBatches
+from pilah.loader import EpochBatches, ImageBatches
 from pilah.model import BACKBONES, build_augmentation, build_model
 from pilah.runs import Run, file_logger
 from pilah.train import TrainState, batches_for, compile_model, fit
@@ -193,31 +195,43 @@ def train_views(cfg: Config) -> list[int]:
 def fill_cache(run: Run, trunk: keras.Model, cache: FeatureCache, logger) -> None:
     """Run the trunk over every view that the cache lacks: augmented views for train, clean for val."""
     cfg = run.config
-    backbone = BACKBONES[cfg.model.backbone]
     jobs = [("train", v) for v in train_views(cfg)] + [("val", 0)]
     for split, view in jobs:
         if cache.is_complete(split, view):
             logger.info(f"cache: {split} view {view} already cached in {cache.folder}")
             continue
         batches = batches_for(run, split)
-        arrays = cache.create(split, view, len(batches.paths))
         keras.utils.set_random_seed(cfg.data.seed * 1000 + view)  # each view reproducible on its own
-        augment = build_augmentation(cfg.model.augment) if view else None
-        progress = keras.utils.Progbar(len(batches), unit_name="batch")
+        augment = partial(build_augmentation(cfg.model.augment), training=True) if view else None
         logger.info(f"cache: running the frozen trunk over {split} view {view} ({len(batches.paths)} images)")
-        for index in range(len(batches)):
-            (images, _) = batches[index]
-            if augment is not None:
-                images = augment(images, training=True)
-            scaled = keras.ops.convert_to_numpy(images) * backbone.input_scale + backbone.input_offset
-            outputs = dict(zip(cache.parts, trunk_outputs(trunk, scaled, batches.batch_size), strict=True))
-            start = index * batches.batch_size
-            for part, array in arrays.items():
-                array[start : start + len(outputs[part])] = np.asarray(outputs[part], dtype=np.float16)
-            progress.update(index + 1)
-        for array in arrays.values():
-            array.flush()
-        cache.mark_complete(split, view)
+        write_view(run, trunk, cache, batches, (split, view), augment)
+
+
+def write_view(
+    run: Run,
+    trunk: keras.Model,
+    cache: FeatureCache,
+    batches: ImageBatches,
+    key: tuple[str, int],
+    make_view: Callable[[np.ndarray], object] | None,
+) -> None:
+    """Cache the trunk's outputs for one (split, view) `key`; `make_view` turns a batch of images into that
+    view (None: the images as they are). Shared with the ablation benchmark's mirrored view."""
+    backbone = BACKBONES[run.config.model.backbone]
+    arrays = cache.create(*key, len(batches.paths))
+    progress = keras.utils.Progbar(len(batches), unit_name="batch")
+    for index in range(len(batches)):
+        (images, _) = batches[index]
+        images = keras.ops.convert_to_numpy(images if make_view is None else make_view(images))
+        scaled = images * backbone.input_scale + backbone.input_offset
+        outputs = dict(zip(cache.parts, trunk_outputs(trunk, scaled, batches.batch_size), strict=True))
+        start = index * batches.batch_size
+        for part, array in arrays.items():
+            array[start : start + len(outputs[part])] = np.asarray(outputs[part], dtype=np.float16)
+        progress.update(index + 1)
+    for array in arrays.values():
+        array.flush()
+    cache.mark_complete(*key)
 
 
 class CachedBatches(EpochBatches):
