@@ -17,8 +17,9 @@ from pathlib import Path
 import keras
 import numpy as np
 from flip_tta import mcnemar_p
+from recipe_ablation import predict_cached
 
-from pilah.cached import CachedBatches, feature_cache, split_model
+from pilah.cached import feature_cache, split_model
 from pilah.evaluate import accuracy, cross_entropy
 from pilah.runs import Run
 
@@ -29,14 +30,11 @@ def validation_probabilities(run: Run, cache_dir: str | None) -> tuple[np.ndarra
         run.config.train.cache_dir = cache_dir
     full = keras.saving.load_model(run.paths.best_model)
     _, trainable = split_model(full, run.config.model.fine_tune_at)
-    index = {label: i for i, label in enumerate(run.classes)}
-    labels = np.array([index[r.label] for r in run.split_rows("val")])
     cache = feature_cache(run, full)
     if not cache.is_complete("val", 0):
         raise SystemExit(f"{run.paths.root}: no cached validation view in {cache.folder} (see --cache-dir)")
-    batches = CachedBatches([cache.open("val", 0)], labels, len(run.classes), 64, False, False, 0)
-    probabilities = [np.asarray(trainable.predict_on_batch(batches[i][0]), np.float64) for i in range(len(batches))]
-    return np.concatenate(probabilities), labels
+    probabilities = predict_cached(trainable, cache.open("val", 0)).astype(np.float64)
+    return probabilities, np.array(run.class_indices("val"))
 
 
 def main() -> None:

@@ -109,15 +109,10 @@ def worker(args: argparse.Namespace) -> None:
     best = keras.saving.load_model(run.paths.best_model)
     _, trainable = split_model(best, config.model.fine_tune_at)
     cache = feature_cache(run, best)
-    index = {label: i for i, label in enumerate(run.classes)}
-
-    def labels(split: str) -> np.ndarray:
-        return np.array([index[r.label] for r in run.split_rows(split)])
-
     val = predict_cached(trainable, cache.open("val", 0))
     mirrored = predict_cached(trainable, cache.open("val-mirrored", 0))
     train_probs = predict_cached(trainable, cache.open("train", 0))
-    y_val, y_train = labels("val"), labels("train")
+    y_val, y_train = np.array(run.class_indices("val")), np.array(run.class_indices("train"))
     history = read_history(run.paths.history)
     result = {
         "variant": args.name,

@@ -275,12 +275,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
     cache = feature_cache(run, full)
     logger = file_logger(run.paths.log)
     fill_cache(run, trunk, cache, logger)
-    index = {label: i for i, label in enumerate(run.classes)}
-
-    def labels(split: str) -> np.ndarray:
-        return np.array([index[r.label] for r in run.split_rows(split)], dtype=np.int64)
-
-    train_labels = labels("train")
+    train_labels = np.array(run.class_indices("train"), dtype=np.int64)
     drop_last = cfg.train.drop_last_batch and len(train_labels) >= cfg.train.batch_size
     train_data = CachedBatches(
         [cache.open("train", v) for v in train_views(cfg)],
@@ -295,7 +290,7 @@ def prepare(run: Run, full: keras.Model, epoch: int) -> tuple[keras.Model, Cache
     )
     val_data = CachedBatches(
         [cache.open("val", 0)],
-        labels("val"),
+        np.array(run.class_indices("val"), dtype=np.int64),
         len(run.classes),
         cfg.eval.batch_size,
         False,

@@ -117,6 +117,11 @@ class Run:
     def split_rows(self, split: str) -> list[ManifestRow]:
         return [r for r in self.manifest if r.split == split]
 
+    def class_indices(self, split: str) -> list[int]:
+        """The label of every image of a split as its position in the model's output, in manifest order."""
+        index = {label: i for i, label in enumerate(self.classes)}
+        return [index[r.label] for r in self.split_rows(split)]
+
 
 def file_logger(path: Path) -> logging.Logger:
     """The `pilah` logger, writing to the console and appending to the run's `train.log`."""

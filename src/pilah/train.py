@@ -65,12 +65,11 @@ def batches_for(run: Run, split: str, training: bool = False, epoch: int = 0) ->
     rows = run.split_rows(split)
     if not rows:
         raise RunError(f"the {split} split is empty: too few images for the split fractions")
-    index = {label: i for i, label in enumerate(run.classes)}
     cfg = run.config
     batch_size = cfg.train.batch_size if training else cfg.eval.batch_size
     batches = ImageBatches(
         [run.data_root / r.path for r in rows],
-        [index[r.label] for r in rows],
+        run.class_indices(split),
         num_classes=len(run.classes),
         image_size=cfg.data.image_size,
         batch_size=batch_size,
