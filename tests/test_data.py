@@ -120,3 +120,25 @@ def test_full_data_set_scan_and_split(tmp_path: Path):
     shares = Counter(r.split for r in rows)
     assert shares["train"] / len(rows) == pytest.approx(0.6, abs=0.002)
     assert shares["test"] / len(rows) == pytest.approx(0.2, abs=0.002)
+
+
+def test_random_strategy_deals_copies_apart_and_says_it_leaks(sample_copy: Path, tmp_path: Path):
+    """The seed project's kind of split, for a like-for-like comparison: duplicates are ignored, so some copies
+    land on both sides; the manifest keeps their group, and the command says the split leaks."""
+    for source in sorted(sample_copy.glob("*/*.jpg"))[::2]:  # 48 exact copies
+        shutil.copy(source, source.with_name("copy-" + source.name))
+    result = datalib.scan(sample_copy)
+    grouped = datalib.split(result, DataConfig())
+    leaky = datalib.split(result, DataConfig(split_strategy="random"))
+    assert datalib.leaked_rows(grouped) == []
+    leaked = datalib.leaked_rows(leaky)
+    in_train = {r.sha1 for r in leaky if r.split == "train"}
+    assert leaked and all(r.sha1 in in_train for r in leaked)  # each an exact copy of a training image
+    assert Counter(r.split for r in leaky) == {"train": 84, "val": 30, "test": 30}  # 12 per class: 7/2.5/2.5
+    assert [r.group for r in leaky] == [r.group for r in grouped]  # the manifest still names each copy's group
+    with pytest.raises(datalib.DataError, match="split_strategy"):
+        datalib.split(result, DataConfig(split_strategy="shuffled"))
+    out = pilah("data", "split", sample_copy, "--strategy", "random", "--out", tmp_path / "random")
+    assert f"LEAKING SPLIT (random): {len(leaked)} of 30 test images" in out.stderr
+    assert datalib.read_manifest(tmp_path / "random" / "manifest.csv") == leaky
+    assert "LEAKING" not in pilah("data", "split", sample_copy, "--out", tmp_path / "grouped").stderr

@@ -92,3 +92,15 @@ def test_offline_imagenet_weights_load(model: keras.Model):
     loaded = [build_model(ModelConfig(weights=str(IMAGENET_WEIGHTS)), 12, 224) for _ in range(2)]
     assert np.array_equal(first_kernel(loaded[0]), first_kernel(loaded[1]))  # the file's values, twice
     assert not np.allclose(first_kernel(loaded[0]), first_kernel(model))  # not a random initialisation
+
+
+def test_photometric_jitter_is_added_to_the_augmentation_only_when_asked():
+    config = ModelConfig(weights="none")
+    config.augment.brightness, config.augment.contrast = 0.2, 0.3
+    model = build_model(config, num_classes=12, image_size=96)
+    layers = model.get_layer("augmentation").layers
+    assert [type(layer).__name__ for layer in layers][-2:] == ["RandomBrightness", "RandomContrast"]
+    assert layers[-2].factor == pytest.approx((-0.2, 0.2)) and list(layers[-2].value_range) == [0, 255]
+    assert layers[-1].factor == pytest.approx((0.3, 0.3))  # contrast factors drawn from [0.7, 1.3]
+    image = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    assert np.allclose(model.predict_on_batch(image), model.predict_on_batch(image))  # inactive at inference

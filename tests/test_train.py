@@ -267,3 +267,23 @@ def test_trunk_outputs_pad_the_last_batch_without_changing_results(fine_tune_at:
     assert [p.shape for p in padded] == [(3, 6, 6, 728)] * parts
     for got, want in zip(padded, direct, strict=True):
         assert np.allclose(got, want, atol=1e-5)
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    from pilah.train import learning_rate
+
+    config = Config()
+    config.train.schedule, config.train.learning_rate, config.train.epochs = "cosine", 1e-3, 10
+    config.train.warmup_epochs, config.train.min_learning_rate = 2, 1e-6
+    schedule = learning_rate(config, steps_per_epoch=100)
+
+    def rate(step):
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    assert rate(0) == pytest.approx(1e-6)
+    assert rate(100) == pytest.approx((1e-6 + 1e-3) / 2, rel=1e-3)  # half-way up the warm-up
+    assert rate(200) == pytest.approx(1e-3)
+    assert rate(600) == pytest.approx(1e-6 + (1e-3 - 1e-6) / 2, rel=1e-3)  # half-way down the cosine
+    assert rate(1000) == pytest.approx(1e-6, rel=1e-3)
+    config.train.warmup_epochs = 0
+    assert float(keras.ops.convert_to_numpy(learning_rate(config, 100)(0))) == pytest.approx(1e-3)

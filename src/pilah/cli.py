@@ -52,6 +52,7 @@ def load_config(args: argparse.Namespace) -> Config:
         ("batch_size", "train.batch_size"),
         ("lr", "train.learning_rate"),
         ("image_size", "data.image_size"),
+        ("strategy", "data.split_strategy"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -114,6 +115,14 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     body.append(["total", *(f"{sum(r[k] for r in table.values()):,}" for k in header[1:])])
     print(_format_table(header, body))
     print(f"\n{len(rows):,} images split with seed {config.data.seed}; {len(result.rejected)} rejected")
+    leaked = datalib.leaked_rows(rows)
+    if config.data.split_strategy != "grouped" or leaked:
+        print(
+            f"WARNING: LEAKING SPLIT ({config.data.split_strategy}): {len(leaked):,} of "
+            f"{sum(r.split == 'test' for r in rows):,} test images have an exact or near copy in train; "
+            "its test accuracy is not a measure of photos the model never saw",
+            file=sys.stderr,
+        )
     print(f"wrote {out / 'manifest.csv'}")
     return EXIT_OK
 
@@ -319,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         verb.add_argument("dir")
         verb.add_argument("--out", required=name == "split", help=out_help)
         verb.add_argument("--workers", type=int, default=2, help="decoding threads")
+        if name == "split":
+            verb.add_argument(
+                "--strategy",
+                choices=("grouped", "random"),
+                help="grouped (default): copies stay in one split; random: as the seed project, copies leak",
+            )
         _add_config_flags(verb)
         verb.set_defaults(func=func)
 

@@ -23,6 +23,7 @@ from pilah.images import ImageError, open_image
 
 KAGGLE_SUBFOLDER = "garbage_classification"  # Kaggle's "Garbage Classification" zip unpacks to this
 SPLITS = ("train", "val", "test")
+SPLIT_STRATEGIES = ("grouped", "random")
 MANIFEST_COLUMNS = ("path", "class", "split", "sha1", "group")
 PHASH_SIZE = 8  # 8x8 low-frequency DCT coefficients -> 64 bits
 PHASH_SAMPLE = 32  # the image is reduced to 32x32 gray before the DCT (as in the `imagehash` package)
@@ -206,10 +207,17 @@ def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:
     fractions = np.array([config.train_fraction, config.val_fraction, config.test_fraction])
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise DataError(f"split fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
+    if config.split_strategy not in SPLIT_STRATEGIES:
+        raise DataError(
+            f"data.split_strategy must be one of {', '.join(SPLIT_STRATEGIES)}, got {config.split_strategy!r}"
+        )
     group_ids = result.group_of()
+    # "random" deals every image alone, copies or not; the manifest still names each image's duplicate group,
+    # so the leak it makes stays visible (`leaked_groups`).
+    unit_of = group_ids if config.split_strategy == "grouped" else {f.path: f.path for f in result.images}
     members: dict[str, list[ScannedFile]] = {}
     for f in sorted(result.images, key=lambda f: f.path):
-        members.setdefault(group_ids[f.path], []).append(f)
+        members.setdefault(unit_of[f.path], []).append(f)
     by_class: dict[str, list[str]] = {c: [] for c in result.classes}
     for gid in sorted(members):
         labels = Counter(f.label for f in members[gid])
@@ -231,8 +239,14 @@ def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:
             counts[chosen] += size
             overall[chosen] += size
             split_of[gids[index]] = SPLITS[chosen]
-    rows = [ManifestRow(f.path, f.label, split_of[group_ids[f.path]], f.sha1, group_ids[f.path]) for f in result.images]
+    rows = [ManifestRow(f.path, f.label, split_of[unit_of[f.path]], f.sha1, group_ids[f.path]) for f in result.images]
     return sorted(rows, key=lambda r: r.path)
+
+
+def leaked_rows(rows: list[ManifestRow], split: str = "test") -> list[ManifestRow]:
+    """Rows of `split` whose duplicate group also has a member in training: a grouped split has none."""
+    in_train = {r.group for r in rows if r.split == "train"}
+    return [r for r in rows if r.split == split and r.group in in_train]
 
 
 def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:

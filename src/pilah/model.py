@@ -48,6 +48,11 @@ def build_augmentation(config: AugmentConfig) -> keras.Sequential:
         steps.append(layers.RandomTranslation(config.height_shift, config.width_shift, fill_mode=config.fill_mode))
     if config.zoom:
         steps.append(layers.RandomZoom(config.zoom, fill_mode=config.fill_mode))
+    if config.brightness:
+        steps.append(layers.RandomBrightness(config.brightness, value_range=(0, 255)))
+    if config.contrast:
+        # a pair, not a number: Keras 3 reads RandomContrast(0.2) as factors in [1.0, 1.2], contrast up only
+        steps.append(layers.RandomContrast((config.contrast, config.contrast), value_range=(0, 255)))
     return keras.Sequential(steps, name="augmentation")
 
 

@@ -87,10 +87,19 @@ def learning_rate(config: Config, steps_per_epoch: int) -> float | keras.optimiz
     """The seed's fixed rate (cut on plateaus by a callback), or a cosine decay over all epochs."""
     cfg = config.train
     if cfg.schedule == "cosine":
+        warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+        if not warmup_steps:
+            return keras.optimizers.schedules.CosineDecay(
+                cfg.learning_rate,
+                decay_steps=max(1, cfg.epochs * steps_per_epoch),
+                alpha=cfg.min_learning_rate / cfg.learning_rate,
+            )
         return keras.optimizers.schedules.CosineDecay(
-            cfg.learning_rate,
-            decay_steps=max(1, cfg.epochs * steps_per_epoch),
+            cfg.min_learning_rate,
+            decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup_steps),
             alpha=cfg.min_learning_rate / cfg.learning_rate,
+            warmup_target=cfg.learning_rate,
+            warmup_steps=warmup_steps,
         )
     if cfg.schedule != "plateau":
         raise ValueError(f"train.schedule must be 'plateau' or 'cosine', got {cfg.schedule!r}")
