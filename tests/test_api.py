@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,8 +75,14 @@ def test_batch_keeps_going_past_a_bad_file(api):
 def test_model_card_health_and_docs(api):
     card = api.get("/v1/model").json()
     assert card["name"] == "pilah-xception" and len(card["classes"]) == 12 and "metrics" in card
-    assert api.get("/healthz").json() == {"status": "ok", "ready": True, "version": "0.1.0"}
-    assert api.get("/readyz").status_code == 200
+    health = api.get("/healthz").json()
+    assert (health["status"], health["ready"], health["version"]) == ("ok", True, "0.1.0")
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert "onnxruntime" in ready.json()["runtime"] and "graph optimisation all" in ready.json()["runtime"]
+    check = ready.json()["self_check"]
+    assert check["passed"] is True and check["photos"] == 11 and check["max_difference"] <= check["tolerance"]
+    assert card["runtime"] == ready.json()["runtime"] and card["self_check_result"] == check
     schema = api.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz"} <= set(schema["paths"])
     assert api.get("/docs").status_code == 200
@@ -149,6 +156,29 @@ def test_schemathesis_finds_no_server_errors(api):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert_still_serves(api)
+
+
+def test_a_model_whose_runtimes_all_answer_wrong_never_becomes_ready(tmp_path: Path):
+    pytest.importorskip("onnx")
+    from onnx_models import wrong_on_every_processor
+
+    broken = wrong_on_every_processor(REPO / "models" / "pilah-xception-int8.onnx", tmp_path / "broken.onnx")
+    port = free_port()
+    process = start_pilah("serve", port, broken)
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", process, path="/healthz")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 120
+            while client.get("/healthz").json()["status"] != "error" and time.monotonic() < deadline:
+                time.sleep(0.5)  # the model loads in the background
+            health = client.get("/healthz").json()
+            assert (health["status"], health["ready"], health["runtime"]) == ("error", False, None)
+            for response in (client.get("/readyz"), client.post("/v1/predict", files={"file": photo("paper.jpg")})):
+                assert response.status_code == 503 and response.json()["code"] == "not_ready"
+                assert "refusing to serve wrong answers" in response.json()["message"]
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output
 
 
 def test_slow_inference_answers_504_and_the_server_recovers():

@@ -205,6 +205,19 @@ def test_model_info_shows_the_model_card(monkeypatch):
     assert "Kaggle" in shown(at)
     running = " ".join(c.value for c in at.caption)
     assert f"{MODEL.name}, ekspor onnx int8 dari {KERAS_MODEL.name}" in running
+    assert "Dijalankan oleh onnxruntime" in running and "graph optimisation all" in running
+    assert "Pemeriksaan mandiri di prosesor ini: lulus" in running and "pada 11 foto" in running
+
+
+def test_a_model_whose_runtimes_all_answer_wrong_is_refused_with_a_message(monkeypatch, tmp_path: Path):
+    pytest.importorskip("onnx")
+    from onnx_models import wrong_on_every_processor
+
+    broken = wrong_on_every_processor(MODEL, tmp_path / MODEL.name)
+    at = start(monkeypatch, broken)
+    (message,) = [e.value for e in at.error]
+    assert "tidak dapat dipakai di komputer ini" in message and "refusing to serve wrong answers" in message
+    assert not at.file_uploader  # nothing to classify with
 
 
 def test_texts_and_guidance_are_complete_in_both_languages():

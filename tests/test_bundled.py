@@ -49,9 +49,8 @@ def test_fast_model_is_the_export_of_the_bundled_model():
     assert fast["export"]["source"] == MODEL.name
     assert fast["export"]["source_sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
     assert (fast["export"]["format"], fast["export"]["quantize"]) == ("onnx", "int8")
-    assert {k: fast[k] for k in ("classes", "temperature", "uncertain_below", "metrics")} == {
-        k: card[k] for k in ("classes", "temperature", "uncertain_below", "metrics")
-    }
+    shared = ("classes", "temperature", "uncertain_below", "flip_tta", "metrics", "self_check")
+    assert {k: fast[k] for k in shared} == {k: card[k] for k in shared}  # one model, one set of reference answers
     assert FAST_MODEL.stat().st_size < 100 * 1024 * 1024
 
 
@@ -59,6 +58,8 @@ def test_fast_model_is_the_export_of_the_bundled_model():
 def test_predict_gets_the_examples_right_with_either_bundled_model(flags: list[str], model: Path):
     result = pilah("predict", EXAMPLES, "--json", "--top-k", "3", *flags, cwd=Path("/"))
     assert f"model {model}" in result.stderr  # the default is the int8 ONNX export
+    runtime = "onnxruntime" if model.suffix == ".onnx" else "keras"
+    assert f"runtime {runtime}" in result.stderr and "self-check passed on 11 reference photos" in result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(records) == 12
     for record in records:

@@ -93,10 +93,25 @@ class BatchBody(BaseModel):
     model: ModelRef
 
 
+class SelfCheck(BaseModel):
+    """Whether the runtime gave the model's reference answers on this processor when it loaded."""
+
+    runtime: str
+    passed: bool | None  # null: the model card holds no reference answers
+    photos: int
+    max_difference: float
+    tolerance: float
+    changed: list[str]
+    seconds: float
+    note: str
+
+
 class Health(BaseModel):
     status: str
     ready: bool
     version: str
+    runtime: str | None = None  # what computes the answers, e.g. "onnxruntime 1.32.0, graph optimisation all, ..."
+    self_check: SelfCheck | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -162,6 +177,11 @@ class Service:
             self.predictor = predictor
         except Exception as error:  # reported by /healthz and every request, not a crash
             self.load_error = f"{type(error).__name__}: {error}"
+
+    def health(self) -> Health:
+        """A loaded service's health: the runtime that answers and its self-check on this processor."""
+        check = SelfCheck(**self.predictor.check.to_dict())
+        return Health(status="ok", ready=True, version=__version__, runtime=self.predictor.runtime, self_check=check)
 
     @property
     def model_ref(self) -> ModelRef:
@@ -296,22 +316,32 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:
         """Liveness: always 200 while the process runs; `ready` turns true once the model is loaded."""
-        status = "error" if service.load_error else "ok"
-        return Health(status=status, ready=service.predictor is not None, version=__version__)
+        if service.predictor is not None:
+            return service.health()
+        return Health(status="error" if service.load_error else "ok", ready=False, version=__version__)
 
     @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["service"])
     async def readyz():
-        """Readiness: 200 once the model is loaded, 503 before."""
+        """Readiness: 200 once the model is loaded and its runtime passed the self-check, 503 before (or never,
+        when no runtime gives the model's answers on this processor)."""
         if service.predictor is None:
             raise ApiError(503, "not_ready", service.load_error or "the model is still loading", {"Retry-After": "5"})
-        return Health(status="ok", ready=True, version=__version__)
+        return service.health()
 
     @app.get("/v1/model", responses={503: ERRORS[503]}, tags=["model"])
     async def model_card() -> dict[str, Any]:
-        """The model card: classes, input, calibration, data, training and metrics."""
+        """The model card (classes, input, calibration, data, training, metrics, reference answers), the runtime
+        that serves it and the result of its self-check on this processor."""
         if service.predictor is None:
             raise ApiError(503, "not_ready", service.load_error or "the model is still loading", {"Retry-After": "5"})
-        return {"name": service.model_ref.name, "version": service.model_ref.version, **service.predictor.metadata}
+        predictor = service.predictor
+        return {
+            "name": service.model_ref.name,
+            "version": service.model_ref.version,
+            **predictor.metadata,
+            "runtime": predictor.runtime,
+            "self_check_result": predictor.check.to_dict(),
+        }
 
     @app.post("/v1/predict", response_model=PredictionBody, responses=ERRORS, tags=["predict"])
     async def predict(file: Photo):

@@ -19,14 +19,15 @@ import streamlit as st
 
 from pilah import guidance, history
 from pilah.images import ImageError, open_image, to_array
-from pilah.predict import MODEL_ENV, Prediction, Predictor, source_model
+from pilah.predict import MODEL_ENV, ModelNotFoundError, Prediction, Predictor, SelfCheckError, source_model
+from pilah.resources import examples_dir
 
 if TYPE_CHECKING:
     from pilah.gradcam import GradCam
 
 MAX_UPLOAD_MB = 10  # per file; checked here, so the message is in the chosen language (see `pilah.cli`)
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"]
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = examples_dir()
 # Streamlit's uploader states its own cap ("200MB per file") in English; the label states ours, translated.
 HIDE_STREAMLIT_UPLOAD_CAP = '<style>[data-testid="stFileUploaderDropzoneInstructions"] {display: none}</style>'
 STREAM_COLOURS = {"organik": "green", "anorganik": "blue", "b3": "red", "residu": "gray", "tekstil": "violet"}
@@ -260,6 +261,13 @@ def render_model_info(t: dict, predictor: Predictor) -> None:
         export = card.get("export")
         running = predictor.model_path.name
         st.caption(t["model_export"].format(file=running, **export) if export else t["model_file"].format(file=running))
+        check = predictor.check
+        verdict = (
+            t["model_check_none"]
+            if check.passed is None
+            else t["model_check_passed"].format(photos=check.photos, difference=f"{check.max_difference:.3f}")
+        )
+        st.caption(f"{t['model_runtime'].format(runtime=predictor.runtime)} {verdict}")
 
 
 def main() -> None:
@@ -276,7 +284,11 @@ def main() -> None:
     t = guidance.texts(language)
     st.title(t["title"])
     st.caption(t["tagline"])
-    predictor = load_predictor(os.environ.get(MODEL_ENV))
+    try:
+        predictor = load_predictor(os.environ.get(MODEL_ENV))
+    except (ModelNotFoundError, SelfCheckError) as error:  # no model, or none of its runtimes is right here
+        st.error(t["model_unusable"].format(error=error))
+        st.stop()
     render_inputs(t, predictor)
     for index, outcome in enumerate(st.session_state.latest):
         render_outcome(index, outcome, t, language, predictor)

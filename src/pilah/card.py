@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pilah import __version__
+from pilah import __version__, selfcheck
 from pilah.config import Config
 from pilah.data import SPLITS
 from pilah.runs import Run, RunError, read_json, write_json
@@ -178,6 +178,16 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in card["metrics"]["per_class"].items():
         lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {int(s['support'])} |")
+    if card.get("self_check"):
+        check = card["self_check"]
+        lines += [
+            "",
+            "## Self-check",
+            "",
+            f"Every runtime that loads this model must give its answers on {len(check['photos'])} reference photos "
+            f"(the bundled examples it is sure of): the same top class, each probability within "
+            f"{check['tolerance']:g}. Reference: {check['reference']}.",
+        ]
     lines += ["", "## Known limits", "", *[f"- {limit}" for limit in card["limits"]], ""]
     return "\n".join(lines)
 
@@ -192,9 +202,13 @@ def package(run: Run, out: Path, name: str) -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     card = build_card(run, name)
+    from pilah.predict import Predictor
+
     model = keras.saving.load_model(run.paths.best_model, compile=False)
     target = out / f"{name}.keras"
     model.save(target)
+    write_json(out / f"{name}.json", card)
+    card["self_check"] = selfcheck.reference(Predictor(target))  # the answers every runtime must give
     write_json(out / f"{name}.json", card)
     (out / f"{name}.md").write_text(card_markdown(card))
     return target

@@ -192,7 +192,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pilah.predict import Predictor, expand_inputs
 
     predictor = Predictor(args.model, max_pixels=args.max_pixels)
-    print(f"model {predictor.model_path}", file=sys.stderr)
+    print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
     paths = expand_inputs(args.inputs)
     progress = Progress("predicting") if args.csv or args.json else None
     writer = None
@@ -282,12 +282,15 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pilah.export import card_path, export
+    from pilah.predict import Predictor
 
     model = _model_file(args.model, fast=False)
     started = time.perf_counter()
     out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
     size_mb = out.stat().st_size / 1e6
     print(f"wrote {out} ({size_mb:.1f} MB) and {card_path(out)} in {time.perf_counter() - started:.0f} s")
+    predictor = Predictor(out)  # the export loaded as a user will, self-check included
+    print(f"runtime {predictor.runtime}: {predictor.check.summary()}")
     return EXIT_OK
 
 
@@ -416,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     from pilah.data import DataError
     from pilah.export import ExportError
     from pilah.images import ImageError
+    from pilah.predict import ModelNotFoundError, SelfCheckError
     from pilah.runs import RunError
 
     parser = build_parser()
@@ -429,10 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as error:
         print(f"pilah: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ExportError as error:
+    except (ExportError, ModelNotFoundError) as error:
         print(f"pilah: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (DataError, RunError, ImageError, FileNotFoundError, ValueError) as error:
+    except (DataError, RunError, ImageError, SelfCheckError, FileNotFoundError, ValueError) as error:
         print(f"pilah: error: {error}", file=sys.stderr)
         return EXIT_ERROR
 

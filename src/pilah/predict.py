@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pilah import hardware, selfcheck
 from pilah.calibration import apply_temperature
 from pilah.images import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_rgb, looks_like_image
 
 MODEL_ENV = "PILAH_MODEL"
 BUNDLED_MODEL_NAME = "pilah-xception.keras"  # the trained model: evaluate, export and Grad-CAM read it
 BUNDLED_FAST_MODEL_NAME = "pilah-xception-int8.onnx"  # its int8 ONNX export: what predict, app and serve run
+LOGGER = logging.getLogger("pilah")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
@@ -112,44 +116,61 @@ class KerasRunner:
 
         self.model = keras.saving.load_model(path, safe_mode=True)
         self.image_size = int(self.model.input_shape[1])
+        self.description = f"keras {keras.__version__} ({keras.backend.backend()} backend), {path.name}"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(batch))
 
 
 class OnnxRunner:
-    """A `pilah export --format onnx` file, run by ONNX Runtime (no TensorFlow import at all)."""
+    """A `pilah export --format onnx` file, run by ONNX Runtime (no TensorFlow import at all). `optimisation`
+    is ONNX Runtime's graph optimisation level: "all" fuses int8 nodes into the processor's fastest kernels;
+    "basic" keeps quantize/dequantize pairs around float kernels (slower, the same on every processor)."""
 
     model = None
     pads_batches = False
+    LEVELS = ("all", "basic")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, optimisation: str = "all") -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.enable_cpu_mem_arena = False  # batch sizes vary under load: free buffers, don't keep the peak
+        options.graph_optimization_level = {
+            "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        }[optimisation]
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.image_size = int(self.input.shape[1])
+        self.description = f"onnxruntime {onnxruntime.__version__}, graph optimisation {optimisation}, {path.name}"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input.name: batch})[0]
 
 
 class TfliteRunner:
-    """A `pilah export --format tflite` file, run by TensorFlow Lite's interpreter."""
+    """A `pilah export --format tflite` file, run by TensorFlow Lite's interpreter, with its default
+    delegate (XNNPACK) or, with `delegates=False`, with its reference kernels only."""
 
     model = None
     pads_batches = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, delegates: bool = True) -> None:
         import tensorflow as tf
 
-        self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        resolver = tf.lite.experimental.OpResolverType
+        self.interpreter = tf.lite.Interpreter(
+            model_path=str(path),
+            num_threads=os.cpu_count(),
+            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.image_size = int(self.input["shape"][1])
         self.batch_size = 0
+        kernels = "default delegates" if delegates else "built-in kernels only"
+        self.description = f"tflite (tensorflow {tf.__version__}), {kernels}, {path.name}"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) != self.batch_size:
@@ -161,28 +182,84 @@ class TfliteRunner:
         return self.interpreter.get_tensor(self.output["index"])
 
 
-RUNNERS = {".keras": KerasRunner, ".onnx": OnnxRunner, ".tflite": TfliteRunner}
+Runner = KerasRunner | OnnxRunner | TfliteRunner
+SUFFIXES = (".keras", ".onnx", ".tflite")
+
+
+def runtime_candidates(path: Path, metadata: dict[str, Any]) -> list[tuple[str, Callable[[], Runner]]]:
+    """The ways to run a model file, fastest first: the same file with fewer optimisations, then the `.keras`
+    file it was exported from (when it is there and Keras is installed)."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        candidates = [(f"onnxruntime ({level})", partial(OnnxRunner, path, level)) for level in OnnxRunner.LEVELS]
+    elif suffix == ".tflite":
+        candidates = [(f"tflite (delegates {d})", partial(TfliteRunner, path, d)) for d in (True, False)]
+    else:
+        candidates = []
+    source = source_model(path, metadata)
+    if source is not None:
+        candidates.append((f"keras ({source.name})", partial(KerasRunner, source)))
+    return candidates
+
+
+class SelfCheckError(RuntimeError):
+    """No runtime gives this model's reference answers on this processor: refusing to serve wrong ones."""
+
+
+def _fallback_warning(path: Path, failed: list[selfcheck.CheckResult], chosen: selfcheck.CheckResult | None) -> str:
+    lines = [f"{path.name}: on this processor ({hardware.describe()}) these runtimes do not give the model's answers:"]
+    lines += [f"  {r.runtime}: {r.note or r.summary()}" for r in failed]
+    if chosen is None:
+        lines.append("  no runtime left to try: refusing to serve wrong answers")
+    else:
+        lines.append(f"  using {chosen.runtime} instead: {chosen.summary()}")
+    return "\n".join(lines)
 
 
 class Predictor:
     """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
 
-    def __init__(self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, self_check: bool = True
+    ) -> None:
         self.model_path = Path(model) if model else bundled_model()
         if not self.model_path.is_file():
             raise ModelNotFoundError(f"model not found: {self.model_path}")
-        runner = RUNNERS.get(self.model_path.suffix.lower())
-        if runner is None:
-            raise ModelNotFoundError(f"{self.model_path}: not a model file ({', '.join(RUNNERS)})")
+        if self.model_path.suffix.lower() not in SUFFIXES:
+            raise ModelNotFoundError(f"{self.model_path}: not a model file ({', '.join(SUFFIXES)})")
         self.metadata = model_metadata(self.model_path)
         self.classes: list[str] = list(self.metadata["classes"])
         self.temperature = float(self.metadata.get("temperature", 1.0))
         self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
         self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
         self.max_pixels = max_pixels
-        self.runner = runner(self.model_path)
+        self.check = self._load_runtime(self_check)
         self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
-        self.image_size = self.runner.image_size
+
+    @property
+    def runtime(self) -> str:
+        return self.runner.description
+
+    def _load_runtime(self, self_check: bool) -> selfcheck.CheckResult:
+        """The first runtime that gives the card's reference answers on this processor; a loud warning for each
+        one that does not, and `SelfCheckError` when none does."""
+        failed: list[selfcheck.CheckResult] = []
+        for name, make in runtime_candidates(self.model_path, self.metadata):
+            try:
+                self.runner = make()
+            except ImportError as error:  # e.g. the .keras fallback where Keras is not installed
+                failed.append(selfcheck.CheckResult(runtime=name, passed=False, note=f"unavailable: {error}"))
+                continue
+            self.image_size = self.runner.image_size
+            if not self_check:
+                return selfcheck.CheckResult(runtime=self.runtime, passed=None, note="self-check turned off")
+            result = selfcheck.check(self, self.metadata.get("self_check"))
+            if result.passed is not False:
+                if failed:
+                    LOGGER.warning(_fallback_warning(self.model_path, failed, result))
+                return result
+            failed.append(result)
+        raise SelfCheckError(_fallback_warning(self.model_path, failed, None))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, averaged over each image and its mirror when the model card says so."""

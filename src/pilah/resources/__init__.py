@@ -1,0 +1,11 @@
+"""Files that ship inside the package: texts, guidance and the example photos."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def examples_dir() -> Path:
+    """One photo per class from the data set's test split; the app offers them, the self-check runs them."""
+    return Path(str(resources.files("pilah") / "resources" / "examples"))
