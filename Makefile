@@ -11,9 +11,11 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): installing Pilah and its dependencies (the first time only; a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Installing|Successfully)' || true
+	@test -x $(BIN)/pilah || { echo "installing Pilah failed: run $(BIN)/python -m pip install -e '.[dev]'"; exit 1; }
 	touch $(STAMP)
 
 app: setup

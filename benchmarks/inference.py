@@ -10,8 +10,9 @@ the same run.
         models/pilah-xception-int8.onnx
 
 Figures: one-image latency (p50 of 30 warm calls, decoding included for Predictor), throughput on
-batches of 32, resident memory (RSS) after loading and predicting, and cold start (import, load and
-the first prediction).
+batches of 32, resident memory (RSS) after loading and predicting, and cold start (import, load, the
+self-check against the model card's reference answers, and the first prediction). The first line names the
+processor's instruction sets: int8 speed depends on them (VNNI or not).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ BATCH = 32
 BATCHES = 5
 
 
-def worker(model: str, baseline: bool) -> dict:
+def worker(model: str, baseline: bool, one_pass: bool) -> dict:
     """Runs in a fresh process: everything from the first import counts towards cold start."""
     started = time.perf_counter()
     import numpy as np
@@ -48,6 +49,7 @@ def worker(model: str, baseline: bool) -> dict:
         net = keras.saving.load_model(model)
         net.predict(batch[:1], verbose=0)
         cold = time.perf_counter() - started
+        check = 0.0
 
         def one(i: int) -> None:
             net.predict(batch[i % len(batch)][None], verbose=0)
@@ -59,8 +61,10 @@ def worker(model: str, baseline: bool) -> dict:
         from pilah.predict import Predictor
 
         predictor = Predictor(model)
+        predictor.flip_tta = predictor.flip_tta and not one_pass
         predictor.predict(PHOTOS[0])
         cold = time.perf_counter() - started
+        check = predictor.check.seconds
 
         def one(i: int) -> None:
             predictor.predict(PHOTOS[i % len(PHOTOS)])
@@ -81,11 +85,12 @@ def worker(model: str, baseline: bool) -> dict:
         many()
     throughput = BATCH * BATCHES / (time.perf_counter() - t)
     p50 = statistics.median(latencies) * 1000
-    return {"p50_ms": p50, "images_per_s": throughput, "rss_mb": rss_mb(), "cold_s": cold}
+    return {"p50_ms": p50, "images_per_s": throughput, "rss_mb": rss_mb(), "cold_s": cold, "check_s": check}
 
 
-def measure(model: str, baseline: bool) -> dict:
+def measure(model: str, baseline: bool, one_pass: bool = False) -> dict:
     command = [sys.executable, __file__, "--worker", model] + (["--baseline"] if baseline else [])
+    command += ["--one-pass"] if one_pass else []
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -95,19 +100,30 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="the .keras model first (it is also the baseline), then exports")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-pass", action="store_true", help="also measure each export without flip TTA")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.baseline)))
+        print(json.dumps(worker(args.worker, args.baseline, args.one_pass)))
         return
+    from pilah.hardware import describe
+
     base = measure(args.models[0], baseline=True)
     rows = [("plain Keras `model.predict` (baseline)", base)]
-    rows += [(f"Predictor, {Path(m).name}", measure(m, baseline=False)) for m in args.models]
-    print("| runner | p50 one image (ms) | vs baseline | batch-32 images/s | vs baseline | RSS (MB) | cold start (s) |")
-    print("|---|---|---|---|---|---|---|")
+    for model in args.models:
+        rows.append((f"Predictor, {Path(model).name}", measure(model, baseline=False)))
+        if args.one_pass and not model.endswith(".keras"):
+            rows.append((f"Predictor, {Path(model).name}, one pass (no TTA)", measure(model, False, one_pass=True)))
+    print(f"machine: {describe()}\n")
+    print(
+        "| runner | p50 one image (ms) | vs baseline | batch-32 images/s | vs baseline | RSS (MB) | cold start (s) "
+        "| of which self-check (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(
             f"| {name} | {r['p50_ms']:.1f} | {base['p50_ms'] / r['p50_ms']:.2f}x faster | {r['images_per_s']:.1f} "
-            f"| {r['images_per_s'] / base['images_per_s']:.2f}x | {r['rss_mb']:.0f} | {r['cold_s']:.1f} |"
+            f"| {r['images_per_s'] / base['images_per_s']:.2f}x | {r['rss_mb']:.0f} | {r['cold_s']:.1f} "
+            f"| {r['check_s']:.2f} |"
         )
 
 
