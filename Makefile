@@ -1,22 +1,34 @@
-# For a newcomer:  `make app` (set up, then open the web app with the bundled model), `make demo` (set up,
-# then classify the example photos) and `make test` (set up, then lint and run the whole test suite).
-# All need only Python >= 3.11.
+# For a newcomer: `make app` (set up, then open the web app with the bundled model), `make demo` (set up, then
+# classify the example photos) and `make test` (set up with the dev tools, lint, run the whole test suite).
+# All need only Python >= 3.11. `make app` and `make demo` install the light default (no TensorFlow);
+# `make test` adds training, export and the test tools.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+INSTALLED := $(VENV)/.installed
+DEV := $(VENV)/.installed-dev
+PIP_PROGRESS := | grep -E '^(Collecting|Installing|Successfully)' || true
 
-.PHONY: setup app demo test lint clean
+.PHONY: setup dev app demo test lint clean
 
-setup: $(STAMP)
+setup: $(INSTALLED)
+dev: $(DEV)
 
-$(STAMP): pyproject.toml
-	@echo "Setting up $(VENV): installing Pilah and its dependencies (the first time only; a minute or two)..."
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Installing|Successfully)' || true
-	@test -x $(BIN)/pilah || { echo "installing Pilah failed: run $(BIN)/python -m pip install -e '.[dev]'"; exit 1; }
-	touch $(STAMP)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	@echo "Installing Pilah into $(VENV) (the first time only; about a minute)..."
+	$(BIN)/python -m pip install -e . $(PIP_PROGRESS)
+	@test -x $(BIN)/pilah || { echo "installing Pilah failed: run $(BIN)/python -m pip install -e ."; exit 1; }
+	touch $(INSTALLED)
+
+$(DEV): pyproject.toml | $(BIN)/python
+	@echo "Installing Pilah with training, export and test tools into $(VENV) (the first time only; minutes)..."
+	$(BIN)/python -m pip install -e '.[dev]' $(PIP_PROGRESS)
+	@$(BIN)/python -c "import keras, pytest, importlinter" || { echo "installing the dev tools failed"; exit 1; }
+	touch $(INSTALLED) $(DEV)
 
 app: setup
 	$(BIN)/pilah app
@@ -24,12 +36,13 @@ app: setup
 demo: setup
 	$(BIN)/pilah predict examples/
 
-lint: setup
+lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser import ensure_chromium, free_port, launch, start_app, stop, timed_upload, wait_for_health  # noqa: E402
-from pilah import guidance  # noqa: E402
+from browser import chromium_missing, free_port, launch, start_app, stop, timed_upload, wait_for_health  # noqa: E402
+from pilah.app import guidance  # noqa: E402
+from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME  # noqa: E402
+from pilah.resources import models_dir  # noqa: E402
 
 PHOTOS = sorted((ROOT / "examples").glob("*.jpg"))
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"]'
-DEFAULT_MODELS = [ROOT / "models" / "pilah-xception.keras", ROOT / "models" / "pilah-xception-int8.onnx"]
+DEFAULT_MODELS = [ROOT / "models" / BUNDLED_MODEL_NAME, models_dir() / BUNDLED_FAST_MODEL_NAME]
 
 
 def measure(model: Path, uploads: int, folder: Path) -> dict[str, float]:
@@ -64,7 +66,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--uploads", type=int, default=12, help="warm uploads per model (after the first)")
     args = parser.parse_args()
-    reason = ensure_chromium()
+    reason = chromium_missing()
     if reason:
         sys.exit(reason)
     with tempfile.TemporaryDirectory() as folder:

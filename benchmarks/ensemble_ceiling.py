@@ -19,9 +19,10 @@ import numpy as np
 from flip_tta import mcnemar_p
 from recipe_ablation import predict_cached
 
-from pilah.cached import feature_cache, split_model
-from pilah.evaluate import accuracy, cross_entropy
+from pilah.evaluation.metrics import accuracy, cross_entropy
+from pilah.modeling.anatomy import split_at_boundary
 from pilah.runs import Run
+from pilah.training.cached import feature_cache
 
 
 def validation_probabilities(run: Run, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +30,7 @@ def validation_probabilities(run: Run, cache_dir: str | None) -> tuple[np.ndarra
     if cache_dir:
         run.config.train.cache_dir = cache_dir
     full = keras.saving.load_model(run.paths.best_model)
-    _, trainable = split_model(full, run.config.model.fine_tune_at)
+    _, trainable = split_at_boundary(full, run.config.model.fine_tune_at)
     cache = feature_cache(run, full)
     if not cache.is_complete("val", 0):
         raise SystemExit(f"{run.paths.root}: no cached validation view in {cache.folder} (see --cache-dir)")

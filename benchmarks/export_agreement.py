@@ -1,7 +1,7 @@
 """Exported models against the Keras model on a run's test split: top-1 agreement and accuracy.
 
     python benchmarks/export_agreement.py runs/xception-cpu4 models/pilah-xception.keras \\
-        models/pilah-xception.onnx models/pilah-xception-int8.onnx ...
+        models/pilah-xception.onnx src/pilah/resources/models/pilah-xception-int8.onnx ...
 
 The first model is the reference; prints a table with each model's test accuracy, its change against the
 reference, the share of test images on which its top-1 class equals the reference's, its expected
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pilah.evaluate import expected_calibration_error
-from pilah.predict import Prediction, Predictor
+from pilah.evaluation.metrics import expected_calibration_error
+from pilah.inference.predictor import Prediction, Predictor
 from pilah.runs import Run
 
 

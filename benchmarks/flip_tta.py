@@ -20,10 +20,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pilah.calibration import apply_temperature
-from pilah.evaluate import accuracy, cross_entropy, expected_calibration_error, fit_temperature
+from pilah.evaluation.metrics import accuracy, cross_entropy, expected_calibration_error, fit_temperature
+from pilah.inference.calibration import apply_temperature
 from pilah.runs import Run
-from pilah.train import batches_for
+from pilah.training.fit import batches_for
 
 
 def predict_plain_and_mirrored(model: keras.Model, run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -7,7 +7,7 @@ the same run.
     pilah export --format onnx                                     # -> models/pilah-xception.onnx
     pilah export --format onnx --quantize int8 --calibration DIR   # -> models/pilah-xception-int8.onnx
     python benchmarks/inference.py models/pilah-xception.keras models/pilah-xception.onnx \\
-        models/pilah-xception-int8.onnx
+        models/pilah-xception-int8.onnx   # or the shipped one: src/pilah/resources/models/...
 
 Figures: one-image latency (p50 of 30 warm calls, decoding included for Predictor), throughput on
 batches of 32, resident memory (RSS) after loading and predicting, and cold start (import, load, the
@@ -58,7 +58,7 @@ def worker(model: str, baseline: bool, one_pass: bool) -> dict:
             net.predict(batch, batch_size=BATCH, verbose=0)
 
     else:
-        from pilah.predict import Predictor
+        from pilah.inference.predictor import Predictor
 
         predictor = Predictor(model)
         predictor.flip_tta = predictor.flip_tta and not one_pass

@@ -2,7 +2,7 @@
 
 Each variant is `configs/cpu.yaml` plus one or a few `--set` overrides. The script fills one shared
 feature cache (clean and augmented training views, clean and mirrored validation views), then trains
-every variant in its own process with `pilah.train.train`, several at a time, and scores each best
+every variant in its own process with `pilah.training.strategies.train`, several at a time, and scores each best
 checkpoint on the cached validation features: accuracy, accuracy with mirror test-time augmentation
 (the mean of the image's and its mirror's probabilities), macro-F1, clean training accuracy and the
 train - validation gap. The test split is never read.
@@ -67,15 +67,16 @@ def config_for(args: argparse.Namespace, overrides: list[str]):
 
 def fill(args: argparse.Namespace) -> None:
     """Fill the shared cache once, plus the mirrored validation view for test-time augmentation."""
-    from pilah.cached import feature_cache, prepare, split_model, write_view
-    from pilah.model import build_model
-    from pilah.train import batches_for, prepare_run
+    from pilah.modeling.anatomy import split_at_boundary
+    from pilah.modeling.xception import build_model
+    from pilah.training.cached import feature_cache, prepare, write_view
+    from pilah.training.fit import batches_for, prepare_run
 
     config = config_for(args, FILL)
     run = prepare_run(config, args.data, args.out / "_fill", args.manifest)
     full = build_model(config.model, len(run.classes), config.data.image_size)
     prepare(run, full, epoch=0)
-    trunk, _ = split_model(full, config.model.fine_tune_at)
+    trunk, _ = split_at_boundary(full, config.model.fine_tune_at)
     cache = feature_cache(run, full)
     if cache.is_complete("val-mirrored", 0):
         return
@@ -98,16 +99,18 @@ def worker(args: argparse.Namespace) -> None:
     """Train one variant and score its best checkpoint on the cached clean views."""
     import keras
 
-    from pilah import evaluate as evallib
-    from pilah.cached import feature_cache, split_model
-    from pilah.train import read_history, train
+    from pilah.evaluation import metrics as evallib
+    from pilah.modeling.anatomy import split_at_boundary
+    from pilah.training.cached import feature_cache
+    from pilah.training.fit import read_history
+    from pilah.training.strategies import train
 
     config = config_for(args, VARIANTS[args.name])
     started = time.perf_counter()
     run = train(config, args.data, args.out / args.name, args.manifest)
     seconds = time.perf_counter() - started
     best = keras.saving.load_model(run.paths.best_model)
-    _, trainable = split_model(best, config.model.fine_tune_at)
+    _, trainable = split_at_boundary(best, config.model.fine_tune_at)
     cache = feature_cache(run, best)
     val = predict_cached(trainable, cache.open("val", 0))
     mirrored = predict_cached(trainable, cache.open("val-mirrored", 0))

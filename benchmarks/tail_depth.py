@@ -1,6 +1,6 @@
 """What training more of Xception costs in cached (CPU) mode: one row per `model.fine_tune_at`.
 
-For each depth it splits the seed's model at that boundary (`pilah.cached.split_model`), times the
+For each depth it splits the seed's model at that boundary (`pilah.modeling.anatomy.split_at_boundary`), times the
 frozen trunk's forward pass (filling the cache) and the trainable part's training step (each epoch),
 both on random inputs of the real shapes (the compute does not depend on the values), and projects the
 wall clock of `configs/cpu.yaml` (2 views of the 9,115 training images cached, 10 epochs) from those rates.
@@ -18,10 +18,10 @@ import time
 import keras
 import numpy as np
 
-from pilah.cached import split_model
 from pilah.config import Config
-from pilah.model import build_model
-from pilah.train import compile_model
+from pilah.modeling.anatomy import split_at_boundary
+from pilah.modeling.xception import build_model
+from pilah.training.fit import compile_model
 
 TRAIN_IMAGES, VAL_IMAGES = 9_115, 3_038  # the 60/20/20 split of garbage12
 
@@ -39,11 +39,11 @@ def images_per_second(step, batch_size: int, steps: int) -> float:
 def measure(depth: int, steps: int) -> dict[str, float]:
     cfg = Config().override([f"model.fine_tune_at={depth}", "model.weights=none"])
     full = build_model(cfg.model, 12, cfg.data.image_size)
-    trunk, trainable = split_model(full, depth)
+    trunk, trainable = split_at_boundary(full, depth)
     compile_model(trainable, cfg, TRAIN_IMAGES // cfg.train.batch_size)
     rng = np.random.default_rng(0)
     batch = cfg.train.batch_size
-    pixels = rng.uniform(-1, 1, (batch, cfg.data.image_size, cfg.data.image_size, 3)).astype("float32")
+    pixels = rng.uniform(0, 255, (batch, cfg.data.image_size, cfg.data.image_size, 3)).astype("float32")
     cached = [rng.normal(size=(batch, *t.shape[1:])).astype("float32") for t in trainable.inputs]
     labels = np.eye(12, dtype="float32")[rng.integers(0, 12, batch)]
     return {

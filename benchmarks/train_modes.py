@@ -19,15 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pilah import data as datalib
-from pilah import train
 from pilah.config import Config
+from pilah.data import scan as scanning
+from pilah.data import split as splitting
+from pilah.training import strategies
+from pilah.training.fit import read_history
 
 
 def subset_manifest(data_dir: Path, per_class: int, seed: int, path: Path) -> None:
     """`per_class` training images per class and a third as many for validation, from the real split."""
     config = Config().data
-    rows = datalib.split(datalib.scan(data_dir, config), config)
+    rows = splitting.split(scanning.scan(data_dir, config), config)
     rng = np.random.default_rng(seed)
     chosen = []
     for split, count in (("train", per_class), ("val", max(1, per_class // 3))):
@@ -39,7 +41,7 @@ def subset_manifest(data_dir: Path, per_class: int, seed: int, path: Path) -> No
             picks = rng.choice(len(by_class[label]), size=min(count, len(by_class[label])), replace=False)
             chosen += [by_class[label][i] for i in sorted(picks)]
     test = [r for r in rows if r.split == "test"][:1]  # the run folder expects a test split
-    datalib.write_manifest(sorted(chosen + test, key=lambda r: r.path), path)
+    splitting.write_manifest(sorted(chosen + test, key=lambda r: r.path), path)
 
 
 def run_mode(mode: str, args: argparse.Namespace, manifest: Path, work: Path) -> dict[str, float]:
@@ -53,9 +55,9 @@ def run_mode(mode: str, args: argparse.Namespace, manifest: Path, work: Path) ->
         ]
     )
     started = time.perf_counter()
-    run = train.train(config, args.data, work / mode, manifest)
+    run = strategies.train(config, args.data, work / mode, manifest)
     seconds = time.perf_counter() - started
-    history = train.read_history(run.paths.history)
+    history = read_history(run.paths.history)
     best = max(history, key=lambda row: row["val_accuracy"])
     return {"seconds": seconds, "val_accuracy": best["val_accuracy"], "val_loss": min(r["val_loss"] for r in history)}
 
@@ -73,7 +75,7 @@ def main() -> None:
         work = Path(folder)
         manifest = work / "manifest.csv"
         subset_manifest(args.data, args.per_class, args.seed, manifest)
-        val_images = sum(1 for r in datalib.read_manifest(manifest) if r.split == "val")
+        val_images = sum(1 for r in splitting.read_manifest(manifest) if r.split == "val")
         results = {mode: run_mode(mode, args, manifest, work) for mode in ("fit", "cached")}
     base = results["fit"]
     noise = math.sqrt(base["val_accuracy"] * (1 - base["val_accuracy"]) / val_images)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags for a machine without a display or internet: no sandbox as root, no background connections.
@@ -24,14 +27,25 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def ensure_chromium() -> str | None:
-    """Debian's Chromium, installed with apt when missing; None (with the reason) when that fails."""
+def chromium_missing() -> str | None:
+    """Debian's Chromium, installed with apt (after `apt-get update`) when missing; the reason when it cannot be."""
     if CHROMIUM.exists():
         return None
     if shutil.which("apt-get") is None:
         return "no /usr/bin/chromium and no apt-get to install it"
+    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
     result = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True)
     return None if CHROMIUM.exists() else f"apt-get install chromium failed: {result.stderr[-300:]}"
+
+
+def require_chromium() -> None:
+    """For a browser test: fail in CI (`CI=true`, where `.ci/run` installs Chromium) when Chromium cannot be had,
+    skip with the reason elsewhere."""
+    reason = chromium_missing()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"the browser tests need Chromium: {reason}")
+    if reason:
+        pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -59,11 +73,13 @@ def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
     return start_pilah("app", port, model)
 
 
-def start_pilah(verb: str, port: int, model: Path | None = None, *flags: str) -> subprocess.Popen:
+def start_pilah(
+    verb: str, port: int, model: Path | None = None, *flags: str, cwd: Path | None = None
+) -> subprocess.Popen:
     """`pilah app` or `pilah serve` on a loopback port, output collected for the failure message."""
     command = [sys.executable, "-m", "pilah.cli", verb, "--port", str(port), *flags]
     command += ["--model", str(model)] if model else []
-    return launch_server(command)
+    return launch_server(command, cwd)
 
 
 def launch_server(command: list, cwd: Path | None = None) -> subprocess.Popen:

@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
+from pilah.resources import examples_dir, models_dir
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
-SAMPLE = TESTS / "data" / "garbage12-sample"  # 8 images per class from Kaggle's garbage12 (see its README)
+SAMPLE = TESTS / "samples" / "garbage12-sample"  # 8 images per class from Kaggle's garbage12 (see its README)
 SHARED = REPO.parent / "shared"
 GARBAGE12 = SHARED / "data" / "garbage12"
 IMAGENET_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop_fp16.weights.h5"
+KERAS_MODEL = REPO / "models" / BUNDLED_MODEL_NAME  # the trained model (too large for the package)
+INT8_MODEL = models_dir() / BUNDLED_FAST_MODEL_NAME  # its int8 export, package data: what runs by default
+EXAMPLES = examples_dir()  # one photo per class, named after its class
 FAST = ["--set", "train.workers=1", "--image-size", "96", "--batch-size", "8", "--weights", "none"]
 
 
@@ -58,3 +64,10 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "fit"
     pilah("train", "--data", SAMPLE, "--out", out, "--epochs", "2", *FAST)
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that train a model through the shared `trained_run` fixture are slow too (`pytest -m "not slow"`)."""
+    for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from pilah.export import card_path
+from pilah.inference.export import card_path
 
 
 def _edit(source: Path, target: Path, change) -> Path:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from pilah.predict import Predictor
+    from pilah.inference.predictor import Predictor
 
 __all__ = ["Predictor", "__version__"]
 
@@ -15,7 +15,7 @@ __all__ = ["Predictor", "__version__"]
 def __getattr__(name: str):
     # Predictor pulls in Keras and TensorFlow; import them only when it is asked for.
     if name == "Predictor":
-        from pilah.predict import Predictor
+        from pilah.inference.predictor import Predictor
 
         return Predictor
     raise AttributeError(f"module 'pilah' has no attribute {name!r}")

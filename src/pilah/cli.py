@@ -1,9 +1,12 @@
-"""`pilah`: one verb per job. A thin layer over the library; every number is computed there."""
+"""`pilah`: one verb per job. A thin layer over the library; every number is computed there.
+
+Each verb imports what it needs when it runs, so `pilah predict` never loads TensorFlow and the default install
+(ONNX Runtime, no Keras) runs every verb that serves the bundled model.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import sys
@@ -11,35 +14,18 @@ import time
 from pathlib import Path
 
 from pilah import __version__
-from pilah.config import Config, ConfigError
+from pilah.config import Config
+from pilah.errors import PilahError, UsageError
 from pilah.images import DEFAULT_MAX_PIXELS
+from pilah.progress import Progress
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-# Streamlit's own cap on an upload, far above the app's limit (`pilah.app.MAX_UPLOAD_MB`): between the two,
-# the app answers in the chosen language; Streamlit's refusal is English only. .streamlit/config.toml agrees.
+EXIT_OK, EXIT_INTERRUPTED = 0, 130
+# Streamlit's own cap on an upload, far above the app's limit (`pilah.images.DEFAULT_MAX_UPLOAD_MB`): between
+# the two, the app answers in the chosen language; Streamlit's refusal is English only. .streamlit/config.toml
+# agrees.
 STREAMLIT_MAX_UPLOAD_MB = 200
-MODEL_HELP = "model file: .keras, .onnx or .tflite (default: the bundled int8 ONNX model, else the .keras one)"
-
-
-class Progress:
-    """A one-line progress bar with ETA on stderr (redrawn on a terminal, every 10 % otherwise)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-        self.last_decile = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / done * (total - done) if done else 0.0
-        filled = int(30 * done / max(total, 1))
-        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}  {elapsed:.0f}s, ETA {eta:.0f}s"
-        if self.tty:
-            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
-        elif done * 10 // max(total, 1) != self.last_decile:
-            self.last_decile = done * 10 // max(total, 1)
-            print(line, file=sys.stderr, flush=True)
+MODEL_HELP = "model file: .keras, .onnx or .tflite (default: the bundled int8 ONNX model)"
+TRAIN_EXTRA = {"keras", "tensorflow", "matplotlib", "onnx", "tf2onnx"}  # not in the default install
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -47,12 +33,12 @@ def load_config(args: argparse.Namespace) -> Config:
     overrides = list(getattr(args, "set", None) or [])
     for flag, key in (
         ("seed", "data.seed"),
+        ("strategy", "data.split_strategy"),
         ("weights", "model.weights"),
         ("epochs", "train.epochs"),
         ("batch_size", "train.batch_size"),
         ("lr", "train.learning_rate"),
         ("image_size", "data.image_size"),
-        ("strategy", "data.split_strategy"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -60,18 +46,22 @@ def load_config(args: argparse.Namespace) -> Config:
     return config.override(overrides)
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    print(load_config(args).to_yaml(), end="")
+    return EXIT_OK
+
+
 def cmd_data_scan(args: argparse.Namespace) -> int:
-    from pilah import data as datalib
-    from pilah import plots
+    from pilah.data.scan import scan
+    from pilah.data.split import is_exact, write_groups, write_rejected
 
     config = load_config(args)
-    result = datalib.scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    result = scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
     counts = result.class_counts()
-    table = {c: {"all": n} for c, n in counts.items()}
     print(f"\n{len(result.images):,} images in {len(result.classes)} classes under {args.dir}")
     print(_format_table(["class", "images"], [[c, f"{n:,}"] for c, n in counts.items()]))
-    exact = [g for g in result.groups if datalib.is_exact(g)]
-    near = [g for g in result.groups if not datalib.is_exact(g)]
+    exact = [g for g in result.groups if is_exact(g)]
+    near = [g for g in result.groups if not is_exact(g)]
     cross = [g for g in result.groups if len({f.label for f in g}) > 1]
     distinct = len({f.sha1 for f in result.images})
     rule = f"pHash distance <= {config.data.near_duplicate_distance}, colour difference <= "
@@ -86,36 +76,40 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     for f in result.rejected:
         print(f"  {f.path}: {f.error}: {f.message}")
     if args.out:
+        from pilah.data.charts import class_distribution
+
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        datalib.write_rejected(result.rejected, out / "rejected.csv")
-        datalib.write_groups(result.groups, result.group_of(), out / "duplicates.csv")
-        plots.class_distribution(table, out / "class_distribution.png", f"Images per class ({args.dir})")
+        write_rejected(result.rejected, out / "rejected.csv")
+        write_groups(result.groups, result.group_of(), out / "duplicates.csv")
+        table = {c: {"all": n} for c, n in counts.items()}
+        class_distribution(table, out / "class_distribution.png", f"Images per class ({args.dir})")
         print(f"wrote rejected.csv, duplicates.csv, class_distribution.png to {out}")
     return EXIT_OK
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    from pilah import data as datalib
-    from pilah import plots
+    from pilah.data import split as splitting
+    from pilah.data.charts import class_distribution
+    from pilah.data.scan import scan
 
     config = load_config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = datalib.scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
-    rows = datalib.split(result, config.data)
-    table = datalib.distribution(rows, result.classes)
-    datalib.write_manifest(rows, out / "manifest.csv")
-    datalib.write_distribution(table, out / "class_distribution.csv")
-    datalib.write_rejected(result.rejected, out / "rejected.csv")
-    datalib.write_groups(result.groups, result.group_of(), out / "duplicates.csv")
-    plots.class_distribution(table, out / "plots" / "class_distribution.png", "Images per class and split")
+    result = scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    rows = splitting.split(result, config.data)
+    table = splitting.distribution(rows, result.classes)
+    splitting.write_manifest(rows, out / "manifest.csv")
+    splitting.write_distribution(table, out / "class_distribution.csv")
+    splitting.write_rejected(result.rejected, out / "rejected.csv")
+    splitting.write_groups(result.groups, result.group_of(), out / "duplicates.csv")
+    class_distribution(table, out / "plots" / "class_distribution.png", "Images per class and split")
     header = ["class", "train", "val", "test", "all"]
     body = [[c, *(f"{row[k]:,}" for k in header[1:])] for c, row in table.items()]
     body.append(["total", *(f"{sum(r[k] for r in table.values()):,}" for k in header[1:])])
     print(_format_table(header, body))
     print(f"\n{len(rows):,} images split with seed {config.data.seed}; {len(result.rejected)} rejected")
-    leaked = datalib.leaked_rows(rows)
+    leaked = splitting.leaked_rows(rows)
     if config.data.split_strategy != "grouped" or leaked:
         print(
             f"WARNING: LEAKING SPLIT ({config.data.split_strategy}): {len(leaked):,} of "
@@ -128,18 +122,18 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pilah import train
-    from pilah.evaluate import evaluate
+    from pilah.evaluation.evaluate import evaluate
     from pilah.runs import Run
+    from pilah.training import strategies
 
     if args.resume:
-        run = train.resume(Path(args.resume))
+        run = strategies.resume(Path(args.resume))
     else:
         if not args.data:
             raise UsageError("pilah train needs --data DIR (or --resume RUN_DIR)")
         config = load_config(args)
         out = Path(args.out) if args.out else None
-        run = train.train(config, Path(args.data), out, Path(args.manifest) if args.manifest else None)
+        run = strategies.train(config, Path(args.data), out, Path(args.manifest) if args.manifest else None)
     if not args.no_evaluate:
         _print_metrics(evaluate(Run.open(run.paths.root)))
     print(f"run folder: {run.paths.root}")
@@ -147,24 +141,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pilah.evaluate import evaluate
+    from pilah.evaluation.evaluate import evaluate
     from pilah.runs import Run
 
     run = Run.open(args.run)
     if args.data:
         run.config.data.root = str(Path(args.data).resolve())
     if args.set:
-        if not all(assignment.strip().startswith("eval.") for assignment in args.set):
-            raise UsageError("pilah evaluate --set changes evaluation settings only: --set eval.KEY=VALUE")
-        run.config = run.config.override(args.set)
-        run.config.save(run.paths.config)  # the run folder keeps saying what produced its metrics
+        run.set_evaluation(args.set)  # kept in the run's evaluation.yaml, so later evaluations agree
     _print_metrics(evaluate(run, Path(args.model) if args.model else None))
     print(f"wrote {run.paths.metrics} and figures in {run.paths.plots}")
     return EXIT_OK
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from pilah.card import package
+    from pilah.evaluation.card import package
     from pilah.runs import Run
 
     target = package(Run.open(args.run), Path(args.out), args.name)
@@ -189,47 +180,35 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pilah.predict import Predictor, expand_inputs
+    from pilah.files import write_csv
+    from pilah.inference.predictor import Predictor, expand_inputs
+    from pilah.progress import track
 
     predictor = Predictor(args.model, max_pixels=args.max_pixels)
     print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
     paths = expand_inputs(args.inputs)
-    progress = Progress("predicting") if args.csv or args.json else None
-    writer = None
-    handle = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
-    if handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "label", "confidence", "uncertain", "error", *predictor.classes])
-    try:
-        for done, result in enumerate(predictor.predict_paths(paths, args.batch_size, args.top_k), 1):
-            if writer:
-                probs = [f"{result.probabilities[c]:.6f}" if result.label else "" for c in predictor.classes]
-                confidence = f"{result.confidence:.6f}" if result.label else ""
-                writer.writerow(
-                    [
-                        result.source,
-                        result.label or "",
-                        confidence,
-                        result.uncertain if result.label else "",
-                        result.error or "",
-                        *probs,
-                    ]
-                )
-            if args.json:
-                print(json.dumps(result.to_dict()))
-            elif not args.csv:
-                print(_describe_prediction(result))
-            if progress:
-                progress(done, len(paths))
-    finally:
-        if handle:
-            handle.close()
+    results = predictor.predict_paths(paths, args.batch_size, args.top_k)
+    if args.csv or args.json:
+        results = track(results, len(paths), "predicting")
+    if args.csv:
+        header = ["path", "label", "confidence", "uncertain", "error", *predictor.classes]
+        write_csv(Path(args.csv), header, (_csv_row(r, predictor.classes) for r in results), atomic=False)
+        return EXIT_OK
+    for result in results:
+        print(json.dumps(result.to_dict()) if args.json else _describe_prediction(result), flush=True)
     return EXIT_OK
+
+
+def _csv_row(result, classes: list[str]) -> list:
+    if not result.label:
+        return [result.source, "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)]
+    probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
+    return [result.source, result.label, f"{result.confidence:.6f}", result.uncertain, "", *probabilities]
 
 
 def _describe_prediction(result) -> str:
     if result.error:
-        return f"{result.source}: ERROR {result.error}"
+        return f"{result.source}: ERROR {result.error_code}: {result.error}"
     others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
     flag = "  (uncertain)" if result.uncertain else ""
     return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
@@ -242,18 +221,14 @@ def _format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-class UsageError(ValueError):
-    pass
-
-
 def _model_file(model: str | None, fast: bool = True) -> Path:
-    """The model a verb should load: `--model`, else the bundled one (its fast export unless `fast` is
-    False); a usage error if it is missing."""
-    from pilah.predict import bundled_model
+    """The model a verb should load: `--model`, else the bundled one (its fast export unless `fast` is False)."""
+    from pilah.errors import ModelNotFoundError
+    from pilah.inference.predictor import bundled_model
 
     path = Path(model) if model else bundled_model(fast)
     if not path.is_file():
-        raise UsageError(f"model not found: {path}")
+        raise ModelNotFoundError(f"model not found: {path}")
     return path
 
 
@@ -262,11 +237,11 @@ def cmd_app(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from pilah.predict import MODEL_ENV
+    from pilah.inference.predictor import MODEL_ENV
 
     model = _model_file(args.model)
-    app = Path(__file__).with_name("app.py")
-    command = [sys.executable, "-m", "streamlit", "run", str(app)]
+    page = Path(__file__).parent / "app" / "page.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(page)]
     command += ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(STREAMLIT_MAX_UPLOAD_MB)]
     command += ["--client.toolbarMode", "viewer"]
@@ -281,8 +256,8 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pilah.export import card_path, export
-    from pilah.predict import Predictor
+    from pilah.inference.export import card_path, export
+    from pilah.inference.predictor import Predictor
 
     model = _model_file(args.model, fast=False)
     started = time.perf_counter()
@@ -295,48 +270,55 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pilah.api import ServiceConfig, serve
+    from pilah.serving.api import serve
+    from pilah.serving.settings import ServiceConfig
 
     model = _model_file(args.model)
     config = ServiceConfig(
-        model=str(model.resolve()),
-        max_upload_mb=args.max_upload_mb,
-        queue=args.queue,
-        timeout_s=args.timeout,
+        model=str(model.resolve()), max_upload_mb=args.max_upload_mb, queue=args.queue, timeout_s=args.timeout
     )
     serve(config, args.host, args.port)
     return EXIT_OK
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML overrides, e.g. configs/cpu.yaml (defaults: src/pilah/config.py)")
+    parser.add_argument("--config", help="a YAML file of settings, e.g. configs/cpu.yaml (defaults: pilah config)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
     parser.add_argument("--seed", type=int, help="split seed (data.seed)")
 
 
+def _add_server_flags(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--model", help=MODEL_HELP)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    parser.add_argument("--port", type=int, default=port)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pilah.serving.settings import ServiceConfig  # one set of server defaults, for the API and for this help
+
+    defaults = ServiceConfig()
     parser = argparse.ArgumentParser(prog="pilah", description="Sort your waste: classify photos of household waste.")
     parser.add_argument("--version", action="version", version=f"pilah {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
+    config = verbs.add_parser("config", help="print the settings (the defaults, or a --config file's with --set)")
+    _add_config_flags(config)
+    config.set_defaults(func=cmd_config)
+
     data = verbs.add_parser("data", help="inspect and split a folder-per-class data set")
     data_verbs = data.add_subparsers(dest="data_verb", required=True)
-    for name, func, summary, out_help in (
-        ("scan", cmd_data_scan, "count images per class, list bad files and duplicates",
-         "also write rejected.csv, duplicates.csv and a class chart here"),
-        ("split", cmd_data_split, "stratified, duplicate-aware train/val/test split",
-         "folder for manifest.csv and the distribution (required)"),
-    ):  # fmt: skip
-        verb = data_verbs.add_parser(name, help=summary)
+    scan = data_verbs.add_parser("scan", help="count images per class, list bad files and duplicates")
+    scan.add_argument("--out", help="also write rejected.csv, duplicates.csv and a class chart here")
+    split = data_verbs.add_parser("split", help="stratified, duplicate-aware train/val/test split")
+    split.add_argument("--out", required=True, help="folder for manifest.csv and the distribution")
+    split.add_argument(
+        "--strategy",
+        choices=("grouped", "random"),
+        help="grouped (default): copies stay in one split; random: as the seed project, copies leak",
+    )
+    for verb, func in ((scan, cmd_data_scan), (split, cmd_data_split)):
         verb.add_argument("dir")
-        verb.add_argument("--out", required=name == "split", help=out_help)
         verb.add_argument("--workers", type=int, default=2, help="decoding threads")
-        if name == "split":
-            verb.add_argument(
-                "--strategy",
-                choices=("grouped", "random"),
-                help="grouped (default): copies stay in one split; random: as the seed project, copies leak",
-            )
         _add_config_flags(verb)
         verb.set_defaults(func=func)
 
@@ -362,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="eval.KEY=VALUE",
-        help="change an evaluation setting, e.g. eval.flip_tta=true (saved in the run's config.yaml)",
+        help="change an evaluation setting, e.g. eval.flip_tta=true (kept in the run's evaluation.yaml)",
     )
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -385,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")
-    export.add_argument("--model", help="a .keras model (default: the bundled pilah-xception.keras)")
+    export.add_argument("--model", help="a .keras model (default: models/pilah-xception.keras)")
     export.add_argument("--format", required=True, choices=["onnx", "tflite"])
     export.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"])
     export.add_argument(
@@ -395,18 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")
-    app.add_argument("--model", help=MODEL_HELP)
-    app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
-    app.add_argument("--port", type=int, default=8501)
+    _add_server_flags(app, port=8501)
     app.set_defaults(func=cmd_app)
 
     serve = verbs.add_parser("serve", help="start the REST API (FastAPI + uvicorn) with the bundled model")
-    serve.add_argument("--model", help=MODEL_HELP)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest file accepted (413 above)")
-    serve.add_argument("--queue", type=int, default=64, help="requests waiting beyond the one running (503 above)")
-    serve.add_argument("--timeout", type=float, default=60.0, help="seconds before a request gets 504")
+    _add_server_flags(serve, port=8000)
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=defaults.max_upload_mb, help="largest file accepted (413 above)"
+    )
+    serve.add_argument("--queue", type=int, default=defaults.queue, help="requests waiting beyond those running")
+    serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds before a request gets 504")
     serve.set_defaults(func=cmd_serve)
     return parser
 
@@ -416,12 +396,6 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pilah.data import DataError
-    from pilah.export import ExportError
-    from pilah.images import ImageError
-    from pilah.predict import ModelNotFoundError, SelfCheckError
-    from pilah.runs import RunError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
@@ -430,15 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted. A training run continues with: pilah train --resume RUN_DIR", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ConfigError, UsageError) as error:
+    except PilahError as error:
         print(f"pilah: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ExportError, ModelNotFoundError) as error:
-        print(f"pilah: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (DataError, RunError, ImageError, SelfCheckError, FileNotFoundError, ValueError) as error:
-        print(f"pilah: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return error.exit_status
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] not in TRAIN_EXTRA:
+            raise
+        print(f"pilah: error: pilah {args.verb} needs {error.name}: pip install 'pilah[train]'", file=sys.stderr)
+        return UsageError.exit_status
 
 
 if __name__ == "__main__":

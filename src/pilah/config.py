@@ -1,145 +1,155 @@
 """One typed configuration for a run, with the seed project's values as defaults.
 
-A run saves its config as `config.yaml`; `pilah train --config FILE --set section.key=value` overrides it.
+A run saves its config as `config.yaml`; `pilah train --config FILE --set section.key=value` overrides it and
+`pilah config` prints it. Pydantic checks every value when the config loads: unknown keys and choices get a
+"did you mean" hint.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pilah.errors import ConfigError
 
 
-@dataclass
-class DataConfig:
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
     """Where the images are and how they are split."""
 
     root: str | None = None  # folder-per-class data set; stored so `pilah evaluate` can find the images
-    image_size: int = 224  # the seed trained at 224x224
-    train_fraction: float = 0.6  # the seed's 60/20/20 split
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
+    image_size: int = Field(224, ge=32)  # the seed trained at 224x224
+    train_fraction: float = Field(0.6, ge=0, le=1)  # the seed's 60/20/20 split
+    val_fraction: float = Field(0.2, ge=0, le=1)
+    test_fraction: float = Field(0.2, ge=0, le=1)
     seed: int = 42
     # "grouped": exact and near copies stay in one split (no leak). "random": stratified by class only, copies
     # ignored, as the seed project split; its test images can have copies in training, so its accuracy is
     # comparable with the seed's 96.25 %, not with a grouped split's.
-    split_strategy: str = "grouped"
+    split_strategy: Literal["grouped", "random"] = "grouped"
     # Two images are near duplicates (kept in one split) when their 64-bit pHashes differ in at most
     # this many bits AND their 16x16 colour thumbnails differ by at most this mean absolute value
-    # (0-255). -1 turns near-duplicate search off. Chosen on garbage12: see README "Duplicates".
-    near_duplicate_distance: int = 8
-    near_duplicate_color_difference: float = 6.0
+    # (0-255). -1 turns near-duplicate search off. Chosen on garbage12: see docs/data.md.
+    near_duplicate_distance: int = Field(8, ge=-1, le=64)
+    near_duplicate_color_difference: float = Field(6.0, ge=0)
 
 
-@dataclass
-class AugmentConfig:
+class AugmentConfig(Section):
     """The seed's conservative augmentation (Keras ImageDataGenerator values)."""
 
-    rotation_degrees: float = 20.0
-    width_shift: float = 0.1
-    height_shift: float = 0.1
-    zoom: float = 0.1
+    rotation_degrees: float = Field(20.0, ge=0)
+    width_shift: float = Field(0.1, ge=0, le=1)
+    height_shift: float = Field(0.1, ge=0, le=1)
+    zoom: float = Field(0.1, ge=0, le=1)
     horizontal_flip: bool = True
-    fill_mode: str = "nearest"  # ImageDataGenerator's default
+    fill_mode: Literal["nearest", "reflect", "wrap", "constant"] = "nearest"  # ImageDataGenerator's default
     # Photometric jitter (not in the seed; 0 = off): random brightness and contrast by up to this fraction,
     # for photos taken in other light than the data set's.
-    brightness: float = 0.0
-    contrast: float = 0.0
+    brightness: float = Field(0.0, ge=0, le=1)
+    contrast: float = Field(0.0, ge=0, le=1)
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The seed's architecture: Xception base, last 20 layers trainable, a two-layer dense head."""
 
-    backbone: str = "xception"
+    backbone: Literal["xception"] = "xception"
     weights: str = "imagenet"  # "imagenet" (download), a .weights.h5 path (offline), or "none"
-    fine_tune_at: int = -20  # base layers from this index on are trainable
+    fine_tune_at: int = -20  # base layers from this index on are trainable (0: all)
     head_units: tuple[int, ...] = (256, 128)
     head_dropout: tuple[float, ...] = (0.6, 0.5)
-    l2: float = 0.01
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    l2: float = Field(0.01, ge=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """The seed's optimisation recipe."""
 
-    mode: str = "fit"  # "fit": plain model.fit (GPU); "cached": frozen trunk run once, cached (CPU)
+    mode: Literal["fit", "cached"] = "fit"  # "fit": plain model.fit (GPU); "cached": frozen trunk run once (CPU)
     # Weight initialisation, shuffling and dropout. None: data.seed. Set it to retrain on the same split
     # (and the same cached views) with other randomness, e.g. to measure run-to-run noise.
     seed: int | None = None
-    learning_rate: float = 1e-5  # Adam
-    schedule: str = "plateau"  # "plateau": ReduceLROnPlateau as the seed; "cosine": cosine decay
-    warmup_epochs: float = 0.0  # cosine only: the rate rises linearly from min_learning_rate over these epochs
-    batch_size: int = 32
-    epochs: int = 50
-    label_smoothing: float = 0.0
+    learning_rate: float = Field(1e-5, gt=0)  # Adam
+    schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau as the seed; cosine decay
+    warmup_epochs: float = Field(0.0, ge=0)  # cosine only: the rate rises linearly from min_learning_rate first
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(50, ge=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     # Mixup: blend each training batch with a shuffled copy of itself, labels too, by lambda ~ Beta(a, a).
-    # 0: off (the seed). In cached mode it blends the cached trunk outputs ("manifold mixup"), so the
-    # trained layers see new inputs every epoch although the augmented views are fixed.
-    mixup_alpha: float = 0.0
-    class_weight: str = "none"  # "none", or "balanced": each class weighs n_images / (n_classes * n_class)
-    early_stopping_patience: int = 10  # on val_loss, restoring the best weights
-    checkpoint_monitor: str = "val_accuracy"  # best model kept on this metric
-    reduce_lr_factor: float = 0.2  # ReduceLROnPlateau on val_loss
-    reduce_lr_patience: int = 5
-    min_learning_rate: float = 1e-7
+    # 0: off (the seed). In cached mode it blends the cached trunk outputs ("manifold mixup").
+    mixup_alpha: float = Field(0.0, ge=0)
+    class_weight: Literal["none", "balanced"] = "none"  # balanced: each class weighs n / (n_classes * n_class)
+    early_stopping_patience: int = Field(10, ge=1)  # on val_loss, restoring the best weights
+    checkpoint_monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"  # best model kept on this metric
+    reduce_lr_factor: float = Field(0.2, gt=0, lt=1)  # ReduceLROnPlateau on val_loss
+    reduce_lr_patience: int = Field(5, ge=1)
+    min_learning_rate: float = Field(1e-7, gt=0)
     drop_last_batch: bool = True  # fixed batch shapes: XLA on a GPU compiles each new shape
-    workers: int = 2  # image-decoding threads
-    cached_views: int = 3  # cached mode: augmented views of each training image
+    workers: int = Field(2, ge=1)  # image-decoding threads
+    cached_views: int = Field(3, ge=1)  # cached mode: augmented views of each training image
     cached_clean_view: bool = False  # cached mode: the un-augmented image is one more training view
     cache_dir: str = "cache"  # cached mode: where trunk outputs are kept for reuse across runs
 
 
-@dataclass
-class EvalConfig:
+class EvalConfig(Section):
     """Evaluation and the seed's gap-analysis thresholds."""
 
-    ece_bins: int = 15
+    ece_bins: int = Field(15, ge=1)
     accuracy_gap_threshold: float = 0.05  # train - val accuracy above this reads as over-fitting
     loss_gap_threshold: float = 0.10  # val - train loss above this reads as over-fitting
-    batch_size: int = 32
+    batch_size: int = Field(32, ge=1)
     # Results below the confidence at which validation predictions are right this often are
     # flagged "uncertain" (the threshold is chosen on the validation split, after temperature scaling).
-    confident_accuracy: float = 0.99
+    confident_accuracy: float = Field(0.99, gt=0, le=1)
     # Test-time augmentation: predict each image and its left-right mirror and average the probabilities
     # (the seed trains with random flips). Off in the seed; it doubles the cost of a prediction. Evaluation,
     # the temperature, the model card and every prediction from the packaged model follow this setting.
     flip_tta: bool = False
 
 
-@dataclass
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+class Config(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @property
     def training_seed(self) -> int:
         return self.data.seed if self.train.seed is None else self.train.seed
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
+        from pilah.files import write_text
+
+        write_text(Path(path), self.to_yaml())
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
-        return _build(cls, values, "")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ConfigError(_explain(error)) from None
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
         values = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
 
     def override(self, assignments: list[str]) -> Config:
         """Apply `section.key=value` strings (values parsed as YAML) and return a new config."""
@@ -150,68 +160,46 @@ class Config:
                 raise ConfigError(f"expected section.key=value, got {assignment!r}")
             *parents, leaf = key.strip().split(".")
             node = values
-            for part in parents:
+            for depth, part in enumerate(parents):
                 if not isinstance(node.get(part), dict):
-                    raise ConfigError(f"unknown config section {key!r}")
+                    raise ConfigError(f"unknown config section {'.'.join(parents[: depth + 1])!r}{_hint(part, node)}")
                 node = node[part]
             if leaf not in node:
-                raise ConfigError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key.strip()!r}{_hint(leaf, node)}")
             node[leaf] = yaml.safe_load(raw)
         return Config.from_dict(values)
 
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or a value of the wrong type."""
+def _hint(name: str, known: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(map(str, known))}"
 
 
-def _plain(value: Any) -> Any:
-    """Tuples become lists so the YAML stays readable and safe-loadable."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+def _explain(error: ValidationError) -> str:
+    """Pydantic's errors as one line each, with the key as `section.key` and a hint for misspellings."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            section = _section_fields(item["loc"][:-1])
+            lines.append(f"unknown config key {key!r}{_hint(str(item['loc'][-1]), section)}")
+        elif item["type"] == "literal_error":
+            choices = item["ctx"]["expected"]
+            options = [c.strip().strip("'") for c in choices.replace(" or ", ", ").split(", ")]
+            close = difflib.get_close_matches(str(item["input"]), options, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"{key}: {item['input']!r} is not one of {choices}{hint}")
+        else:
+            lines.append(f"{key}: {item['msg']}, got {item['input']!r}")
+    return "; ".join(lines)
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
-    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping")
-        return _build(hint, value, key + ".")
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
-        return tuple(_coerce(item, v, key) for v in value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and value is not None:
-        return str(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ConfigError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+def _section_fields(location: tuple) -> dict[str, Any]:
+    """The fields of the section at `location` (as a dict of names), for hints."""
+    model: type[BaseModel] = Config
+    for part in location:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return {}
+        model = annotation
+    return dict.fromkeys(model.model_fields)

@@ -10,24 +10,20 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from pilah.errors import ImageError
+
 ImageSource = str | Path | bytes | BinaryIO | Image.Image | np.ndarray
 
-# Pillow's decompression-bomb guard: images above this many pixels are refused, not decoded.
+# Images above this many pixels are refused, not decoded (Pillow's bomb guard stays on above it).
 DEFAULT_MAX_PIXELS = 50_000_000
+# The largest photo file the app and the API accept (`pilah serve --max-upload-mb` changes the API's).
+DEFAULT_MAX_UPLOAD_MB = 10
 # A photo narrower than this on one side, or stretched beyond this ratio, cannot be a waste photo
 # the model understands; refusing it beats a confident wrong answer.
 MIN_SIDE = 16
 MAX_ASPECT_RATIO = 10.0
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-class ImageError(ValueError):
-    """An input that is not a decodable image; `reason` is a short machine-readable code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -39,9 +35,11 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     data = _read_bytes(source)
     if not data:
         raise ImageError("empty", "the file is empty (0 bytes)")
-    Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with our own limit and message
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -53,6 +51,8 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 warnings.simplefilter("ignore")
                 image.load()
             return _to_rgb(image)
+    except Image.DecompressionBombError as error:  # Pillow's own guard, above any sensible `max_pixels`
+        raise ImageError("too_large", f"{error}; Pillow refuses to decode images this large") from error
     except UnidentifiedImageError as error:
         if _is_heif(data):
             raise ImageError(
@@ -62,8 +62,6 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             ) from error
         raise ImageError("not_an_image", "not an image Pillow can decode (unknown or unsupported format)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        if isinstance(error, ImageError):
-            raise
         raise ImageError("corrupt", f"corrupt or truncated image: {error}") from error
 
 
@@ -84,6 +82,12 @@ def to_array(image: Image.Image, size: int) -> np.ndarray:
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """`batch` with all-zero images appended up to `size`: runtimes that compile one graph per input shape
+    (TensorFlow, TFLite, XLA) then see a few shapes instead of one per batch size."""
+    return np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
 
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import yaml
 
 from pilah.config import Config
-from pilah.data import ManifestRow, read_manifest
+from pilah.data.split import ManifestRow, read_manifest
+from pilah.errors import RunError, UsageError
+from pilah.files import read_json, write_text
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class RunPaths:
     @property
     def config(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def evaluation(self) -> Path:
+        """Evaluation settings changed after training (`pilah evaluate --set eval.KEY=VALUE`): config.yaml keeps
+        saying what trained the model, this file what evaluated it."""
+        return self.root / "evaluation.yaml"
 
     @property
     def labels(self) -> Path:
@@ -67,10 +74,6 @@ class RunPaths:
         return self.checkpoints / "state.json"
 
 
-class RunError(ValueError):
-    """A run directory is missing, incomplete, or would be overwritten."""
-
-
 def next_run_dir(parent: Path, name: str = "train") -> Path:
     """`runs/train`, then `runs/train2`, `runs/train3`, ... (never overwrite an earlier run)."""
     candidate, n = parent / name, 1
@@ -78,17 +81,6 @@ def next_run_dir(parent: Path, name: str = "train") -> Path:
         n += 1
         candidate = parent / f"{name}{n}"
     return candidate
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write atomically, so a kill mid-write never leaves a half file behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 @dataclass
@@ -106,7 +98,17 @@ class Run:
         for required in (paths.config, paths.labels, paths.manifest):
             if not required.is_file():
                 raise RunError(f"{paths.root} is not a run directory: {required.name} is missing")
-        return cls(paths, Config.load(paths.config), read_json(paths.labels), read_manifest(paths.manifest))
+        config = Config.load(paths.config)
+        if paths.evaluation.is_file():
+            config = Config.from_dict(config.to_dict() | {"eval": yaml.safe_load(paths.evaluation.read_text())["eval"]})
+        return cls(paths, config, read_json(paths.labels), read_manifest(paths.manifest))
+
+    def set_evaluation(self, assignments: list[str]) -> None:
+        """Change evaluation settings (`eval.KEY=VALUE` only) and keep them in `evaluation.yaml`."""
+        if not all(assignment.strip().startswith("eval.") for assignment in assignments):
+            raise UsageError("pilah evaluate --set changes evaluation settings only: --set eval.KEY=VALUE")
+        self.config = self.config.override(assignments)
+        write_text(self.paths.evaluation, yaml.safe_dump({"eval": self.config.eval.model_dump(mode="json")}))
 
     @property
     def data_root(self) -> Path:

@@ -1,0 +1,217 @@
+"""Package a finished run as a shippable model: the `.keras` file plus its model card (JSON and Markdown)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pilah import __version__
+from pilah.config import Config
+from pilah.data.split import SPLITS
+from pilah.errors import RunError
+from pilah.files import read_json, write_json, write_text
+from pilah.inference import selfcheck
+from pilah.inference.predictor import Predictor
+from pilah.runs import Run
+
+DATA_CREDIT = (
+    'Kaggle "Garbage Classification" (12 classes) by Mostafa Mohamed, '
+    "https://www.kaggle.com/datasets/mostafaabla/garbage-classification (see that page for its licence)"
+)
+LIMITS = [
+    "Trained on web photos of single objects, mostly on plain backgrounds; cluttered scenes, several "
+    "objects in one photo, or close-ups of materials are outside what it has seen.",
+    "Knows 12 classes only: anything else (e.g. electronics, medicine, hazardous liquids) is forced into "
+    "one of them; the `uncertain` flag catches some of these, not all.",
+    "The clothes class holds a third of the data; the rarer glass classes are confused most (see the "
+    "confusion matrix).",
+    "Disposal advice depends on local rules: the app's guidance is general.",
+]
+
+
+def config_command(config: Config, data: str = "DATA_DIR") -> str:
+    """The `pilah train` command that reproduces this config: every value that differs from the defaults."""
+    defaults, actual = _flatten(Config().to_dict()), _flatten(config.to_dict())
+    weights = actual.pop("model.weights")
+    for key in ("data.root", "train.cache_dir"):
+        defaults.pop(key, None)
+        actual.pop(key, None)
+    sets = [f"--set {key}={_literal(value)}" for key, value in actual.items() if defaults.get(key) != value]
+    if Path(weights).is_file():
+        weights = "PATH/TO/xception_imagenet_notop.weights.h5"
+    return " ".join(["pilah train", f"--data {data}", f"--weights {weights}", *sets])
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
+
+
+def training_wall_clock(log: Path) -> float | None:
+    """Seconds from the run's first log line to its last (scan, cache, training; resumes included)."""
+    stamps = []
+    for line in log.read_text().splitlines():
+        try:
+            stamps.append(datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f"))
+        except ValueError:
+            continue
+    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+def architecture(config: Config) -> str:
+    """One line describing the model that this config builds (not a fixed string: configs differ)."""
+    model = config.model
+    head = ", ".join(
+        f"Dense {units} (L2 {model.l2:g}), BN, Dropout {rate:g}"
+        for units, rate in zip(model.head_units, model.head_dropout, strict=True)
+    )
+    return (
+        f"{model.backbone.capitalize()} base, last {-model.fine_tune_at} layers trainable; GAP, {head}, Dense softmax"
+    )
+
+
+def build_card(run: Run, name: str) -> dict[str, Any]:
+    paths = run.paths
+    if not paths.metrics.is_file():
+        raise RunError(f"{paths.root} has no metrics.json: run `pilah evaluate {paths.root}` first")
+    metrics = read_json(paths.metrics)
+    state = read_json(paths.state) if paths.state.is_file() else {}
+    counts = {split: len(run.split_rows(split)) for split in SPLITS}
+    cfg = run.config
+    return {
+        "name": name,
+        "pilah_version": __version__,
+        "architecture": architecture(cfg),
+        "classes": run.classes,
+        "input": {
+            "size": [cfg.data.image_size, cfg.data.image_size, 3],
+            "preprocessing": "RGB pixels 0-255 (EXIF orientation applied, alpha on white), bilinear resize to "
+            f"{cfg.data.image_size}x{cfg.data.image_size} without keeping the aspect ratio; scaling to [-1, 1] "
+            "is inside the model",
+        },
+        "temperature": metrics["temperature"],
+        "uncertain_below": metrics["uncertain_below"],
+        "flip_tta": metrics.get("flip_tta", False),
+        "data": {
+            "source": DATA_CREDIT,
+            "images": len(run.manifest),
+            "split": counts,
+            "split_seed": cfg.data.seed,
+            "manifest_sha256": hashlib.sha256(paths.manifest.read_bytes()).hexdigest(),
+            "duplicates": "exact (SHA-1) and near copies (pHash distance <= "
+            f"{cfg.data.near_duplicate_distance} and colour difference <= "
+            f"{cfg.data.near_duplicate_color_difference:g}) kept inside one split",
+        },
+        "training": {
+            "command": config_command(cfg),
+            "config": cfg.to_dict() | {"data": cfg.data.model_dump(mode="json") | {"root": None}},
+            "epochs": state.get("epochs_done"),
+            "fit_seconds": round(state.get("seconds", 0.0), 1),
+            "wall_clock_seconds": training_wall_clock(paths.log) if paths.log.is_file() else None,
+            "feature_cache_reused": state.get("cache_views_reused", 0) > 0,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        },
+        "metrics": {
+            "splits": metrics["splits"],
+            "macro_f1": metrics["test"]["macro_f1"],
+            "per_class": metrics["test"]["per_class"],
+            "gaps": metrics["gaps"],
+        },
+        "limits": LIMITS,
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    splits = card["metrics"]["splits"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        card["architecture"] + ".",
+        "",
+        f"- Classes ({len(card['classes'])}, in output order): {', '.join(card['classes'])}",
+        f"- Input: {card['input']['preprocessing']}.",
+        f"- Calibration: temperature {card['temperature']:.3f} (fitted on validation); results with calibrated "
+        f"confidence below {card['uncertain_below']:.3f} are flagged uncertain.",
+        "- Prediction: "
+        + (
+            "the mean of the probabilities of the image and of its left-right mirror (flip test-time "
+            "augmentation); every number below is measured that way."
+            if card.get("flip_tta")
+            else "one pass per image."
+        ),
+        f"- Data: {card['data']['source']}; {card['data']['images']:,} images, split "
+        + ", ".join(f"{k} {v:,}" for k, v in card["data"]["split"].items())
+        + f" (seed {card['data']['split_seed']}, manifest sha256 `{card['data']['manifest_sha256'][:16]}…`); "
+        f"{card['data']['duplicates']}.",
+        f"- Trained with: `{card['training']['command']}`",
+        f"- Training: {card['training']['epochs']} epochs on {card['training']['machine']}; "
+        + _minutes(card["training"]["wall_clock_seconds"])
+        + " wall clock from the first to the last line of `train.log` (scan, "
+        + ("feature cache reused from an earlier run" if card["training"].get("feature_cache_reused") else "cache")
+        + ", training; evaluation not included).",
+        "",
+        "## Metrics",
+        "",
+        "| split | images | accuracy | loss | ECE | ECE (temperature-scaled) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split, s in splits.items():
+        lines.append(
+            f"| {split} | {s['images']:,} | {s['accuracy'] * 100:.2f} % | {s['loss']:.4f} | "
+            f"{s['ece'] * 100:.2f} % | {s['ece_calibrated'] * 100:.2f} % |"
+        )
+    lines += ["", f"Test macro-F1: {card['metrics']['macro_f1']:.4f}", ""]
+    lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, s in card["metrics"]["per_class"].items():
+        lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {int(s['support'])} |")
+    if card.get("self_check"):
+        check = card["self_check"]
+        lines += [
+            "",
+            "## Self-check",
+            "",
+            f"Every runtime that loads this model must give its answers on {len(check['photos'])} reference photos "
+            f"(the bundled examples it is sure of): the same top class, each probability within "
+            f"{check['tolerance']:g}. Reference: {check['reference']}.",
+        ]
+    lines += ["", "## Known limits", "", *[f"- {limit}" for limit in card["limits"]], ""]
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def package(run: Run, out: Path, name: str) -> Path:
+    """Write `out/<name>.keras` (no optimiser state), `<name>.json` and `<name>.md`."""
+    import keras
+
+    out.mkdir(parents=True, exist_ok=True)
+    card = build_card(run, name)
+    model = keras.saving.load_model(run.paths.best_model, compile=False)
+    target = out / f"{name}.keras"
+    model.save(target)
+    write_json(out / f"{name}.json", card)
+    reference = selfcheck.reference(Predictor(target))  # the answers every runtime must give
+    if reference["photos"]:  # a model sure of no example photo has nothing to check against
+        card["self_check"] = reference
+        write_json(out / f"{name}.json", card)
+    write_text(out / f"{name}.md", card_markdown(card))
+    return target

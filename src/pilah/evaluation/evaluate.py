@@ -1,0 +1,97 @@
+"""Score a run on train, validation and test: the seed's table plus per-class and calibration figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from pilah.data.split import SPLITS
+from pilah.evaluation import plots
+from pilah.evaluation.metrics import (
+    calibration_bins,
+    confusion_matrix,
+    expected_calibration_error,
+    fit_temperature,
+    generalization_gaps,
+    per_class_scores,
+    split_scores,
+    uncertainty_threshold,
+)
+from pilah.files import read_json, write_csv, write_json
+from pilah.inference.calibration import apply_temperature
+from pilah.inference.predictor import flip_averaged
+from pilah.runs import Run
+from pilah.training.fit import batches_for, read_history
+
+
+def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
+    batches = batches_for(run, split)
+    if not run.config.eval.flip_tta:
+        return np.asarray(model.predict(batches, verbose=0), dtype=np.float64), batches.labels
+    probs = [flip_averaged(model.predict_on_batch, batches[i][0]) for i in range(len(batches))]
+    return np.concatenate(probs), batches.labels
+
+
+def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
+    """Predict every split once, compute the metrics, write `metrics.json`, predictions and figures."""
+    cfg, paths = run.config, run.paths
+    model_path = model_path or paths.best_model
+    model = keras.saving.load_model(model_path)
+    bins = cfg.eval.ece_bins
+    outputs = {split: predict_split(model, run, split) for split in SPLITS if run.split_rows(split)}
+    val_probs, val_labels = outputs["val"]
+    temperature = fit_temperature(val_probs, val_labels)
+    uncertain_below = uncertainty_threshold(
+        apply_temperature(val_probs, temperature), val_labels, cfg.eval.confident_accuracy
+    )
+    splits = {}
+    for split, (probs, labels) in outputs.items():
+        scores = split_scores(probs, labels, bins)
+        scores["ece_calibrated"] = expected_calibration_error(apply_temperature(probs, temperature), labels, bins)
+        splits[split] = scores
+    test_probs, test_labels = outputs["test"]
+    matrix = confusion_matrix(test_labels, test_probs.argmax(axis=1), len(run.classes))
+    scores = per_class_scores(matrix)
+    per_class = {
+        label: {name: float(values[i]) for name, values in scores.items()} for i, label in enumerate(run.classes)
+    }
+    metrics: dict[str, Any] = {
+        "model": str(model_path),
+        "classes": run.classes,
+        "splits": splits,
+        "temperature": temperature,
+        "uncertain_below": uncertain_below,
+        "flip_tta": cfg.eval.flip_tta,
+        "test": {
+            "macro_f1": float(scores["f1"].mean()),
+            "per_class": per_class,
+            "confusion_matrix": matrix.tolist(),
+            "calibration_bins": calibration_bins(apply_temperature(test_probs, temperature), test_labels, bins),
+        },
+        "gaps": generalization_gaps(splits),
+    }
+    if paths.state.is_file():
+        state = read_json(paths.state)
+        metrics["training"] = {"epochs": state["epochs_done"], "seconds": round(state["seconds"], 1)}
+    write_json(paths.metrics, metrics)
+    write_predictions(run, outputs, temperature, paths.root / "predictions.csv")
+    history = read_history(paths.history) if paths.history.is_file() else []
+    plots.evaluation_figures(metrics, history, cfg.eval, paths.plots)
+    return metrics
+
+
+def write_predictions(
+    run: Run, outputs: dict[str, tuple[np.ndarray, np.ndarray]], temperature: float, path: Path
+) -> None:
+    """One row per image: where it was, what it is, what the model said (calibrated confidence)."""
+
+    def rows():
+        for split, (probs, _) in outputs.items():
+            calibrated = apply_temperature(probs, temperature)
+            for row, p in zip(run.split_rows(split), calibrated, strict=True):
+                yield row.path, split, row.label, run.classes[int(p.argmax())], f"{p.max():.6f}"
+
+    write_csv(path, ("path", "split", "class", "predicted", "confidence"), rows())

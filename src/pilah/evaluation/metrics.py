@@ -1,0 +1,113 @@
+"""The numbers of an evaluation: accuracy, loss, per-class scores, calibration, and the uncertainty threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pilah.inference.calibration import EPSILON, apply_temperature
+
+
+def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood (the data term of the training loss, without L2 penalties)."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], EPSILON, 1.0))))
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(axis=1) == labels))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    support = matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def calibration_bins(probs: np.ndarray, labels: np.ndarray, bins: int) -> list[dict[str, float]]:
+    """Equal-width confidence bins: count, mean confidence and accuracy of each."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = index == b
+        rows.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "count": int(inside.sum()),
+                "confidence": float(confidence[inside].mean()) if inside.any() else 0.0,
+                "accuracy": float(correct[inside].mean()) if inside.any() else 0.0,
+            }
+        )
+    return rows
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE: bin-weighted mean |accuracy - confidence| over equal-width confidence bins."""
+    rows = calibration_bins(probs, labels, bins)
+    return float(sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / len(labels))
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature minimising validation NLL (golden-section search on log T; NLL is unimodal)."""
+    a, b = np.log(low), np.log(high)
+    ratio = (np.sqrt(5) - 1) / 2
+
+    def loss(log_t: float) -> float:
+        return cross_entropy(apply_temperature(probs, float(np.exp(log_t))), labels)
+
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(60):
+        if loss(c) < loss(d):
+            b, d = d, c
+            c = b - ratio * (b - a)
+        else:
+            a, c = c, d
+            d = a + ratio * (b - a)
+    return float(np.exp((a + b) / 2))
+
+
+def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy: float) -> float:
+    """The lowest confidence t such that predictions with confidence >= t are right at least
+    `target_accuracy` of the time (selective classification); below t a result is flagged uncertain."""
+    confidence = probs.max(axis=1)
+    order = np.argsort(-confidence)
+    correct = (probs.argmax(axis=1) == labels)[order]
+    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    meets = np.nonzero(running >= target_accuracy)[0]
+    if not len(meets):
+        return 1.0  # never confident enough: flag everything
+    return float(confidence[order][meets[-1]])
+
+
+def split_scores(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:
+    return {
+        "images": len(labels),
+        "accuracy": accuracy(probs, labels),
+        "loss": cross_entropy(probs, labels),
+        "ece": expected_calibration_error(probs, labels, bins),
+    }
+
+
+def generalization_gaps(splits: dict[str, dict[str, float]]) -> dict[str, float]:
+    gaps = {}
+    if {"train", "val"} <= splits.keys():
+        gaps["train_minus_val_accuracy"] = splits["train"]["accuracy"] - splits["val"]["accuracy"]
+        gaps["val_minus_train_loss"] = splits["val"]["loss"] - splits["train"]["loss"]
+    if {"val", "test"} <= splits.keys():
+        gaps["val_minus_test_accuracy"] = splits["val"]["accuracy"] - splits["test"]["accuracy"]
+        gaps["test_minus_val_loss"] = splits["test"]["loss"] - splits["val"]["loss"]
+    return gaps

@@ -1,0 +1,156 @@
+"""Export a trained model for fast inference: ONNX or TFLite, in float32, float16 or int8.
+
+The exported graph is the inference path only, without the augmentation layers (inactive at inference):
+RGB pixels (0-255) in, probabilities out, as from the `.keras` file. A model card `<file>.json` (e.g.
+`pilah-xception-int8.onnx.json`) goes beside the file, so `Predictor` and `pilah predict --model` load it
+with its classes, temperature and uncertainty threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pilah.errors import ExportError, ImageError
+from pilah.files import write_json
+from pilah.images import load_rgb
+from pilah.inference import selfcheck
+from pilah.inference.predictor import Predictor, expand_inputs, model_metadata
+from pilah.modeling.anatomy import inference_model, onnx_head_nodes
+from pilah.runs import Run, RunPaths
+
+FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
+# ONNX int8 as exported: weights int8 in 7 bits (reduce_range), activations uint8, per channel, QDQ. On x86
+# without VNNI, ONNX Runtime multiplies uint8 by int8 with VPMADDUBSW, whose int16 sum of two products
+# saturates for full-range weights (2 x 255 x 128 > 32767) and named 10 of 12 example photos wrong; with 7-bit
+# weights (2 x 255 x 64 <= 32767) it cannot. With VNNI the same file runs the same fast kernels.
+ONNX_INT8 = "weights int8 with reduce_range (7 bits), activations uint8, per channel, QDQ"
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+CALIBRATION_IMAGES = 200  # int8 calibration: enough images to fix each activation's range
+
+
+def card_path(exported: Path) -> Path:
+    return exported.with_name(exported.name + ".json")
+
+
+def calibration_images(inputs: list[str | Path]) -> list[Path]:
+    """Images and folders as given; a run folder stands for its training split (never test images)."""
+    images: list[Path] = []
+    for item in inputs:
+        if RunPaths(Path(item)).manifest.is_file():
+            run = Run.open(item)
+            images += [run.data_root / row.path for row in run.split_rows("train")]
+        else:
+            images += expand_inputs([item])
+    return images
+
+
+def calibration_batches(paths: list[Path], size: int, count: int = CALIBRATION_IMAGES) -> Iterator[np.ndarray]:
+    """One image at a time from an evenly spaced selection of `paths` (bad files skipped)."""
+    chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    for path in chosen:
+        try:
+            yield load_rgb(path, size)[None].astype(np.float32)
+        except ImageError:
+            continue
+
+
+def export(
+    model_path: Path,
+    fmt: str,
+    quantize: str = "fp32",
+    out: Path | None = None,
+    calibration: list[str | Path] | None = None,
+) -> Path:
+    import keras
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    images = calibration_images(calibration or [])
+    if quantize == "int8" and not images:
+        raise ExportError("int8 needs calibration images: --calibration RUN_DIR (its training split) or images")
+    metadata = model_metadata(model_path)
+    suffix = "" if quantize == "fp32" else f"-{quantize}"
+    out = out or model_path.with_name(f"{model_path.stem}{suffix}{FORMATS[fmt]}")
+    model = inference_model(keras.saving.load_model(model_path))
+    size = int(model.input_shape[1])
+    if fmt == "onnx":
+        _export_onnx(model, out, quantize, lambda: calibration_batches(images, size))
+    else:
+        _export_tflite(model, out, quantize, lambda: calibration_batches(images, size))
+    if "self_check" not in metadata:  # the reference answers are the .keras model's, never the export's own
+        reference = selfcheck.reference(Predictor(model_path))
+        if reference["photos"]:
+            metadata["self_check"] = reference
+    metadata["export"] = {
+        "format": fmt,
+        "quantize": quantize,
+        "source": model_path.name,
+        "source_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),  # the exact weights it came from
+    }
+    if images:
+        metadata["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
+    if fmt == "onnx" and quantize == "int8":
+        metadata["export"]["int8"] = ONNX_INT8
+    write_json(card_path(out), metadata)
+    return out
+
+
+def _export_onnx(model, out: Path, quantize: str, batches) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        model.export(str(fp32), format="onnx", verbose=False)
+        if quantize == "fp32":
+            fp32.replace(out)
+        elif quantize == "fp16":
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
+        else:
+            import onnx
+            from onnxruntime import quantization as q
+
+            prepared = Path(tmp) / "prepared.onnx"
+            q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+
+            class Reader(q.CalibrationDataReader):
+                def __init__(self) -> None:
+                    self.batches = iter(batches())
+
+                def get_next(self):
+                    batch = next(self.batches, None)
+                    return None if batch is None else {"image": batch}
+
+            q.quantize_static(
+                str(prepared),
+                str(out),
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+                reduce_range=True,  # 7-bit weights: see ONNX_INT8
+                nodes_to_exclude=onnx_head_nodes(onnx.load(str(prepared)).graph),
+            )
+
+
+def _export_tflite(model, out: Path, quantize: str, batches) -> None:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quantize in ("fp16", "int8"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = lambda: ([b] for b in batches())
+        out.write_bytes(converter.convert())

@@ -1,0 +1,228 @@
+"""Classify images with a trained model: load once, decode as training did, never stop on a bad file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pilah import hardware
+from pilah.errors import ImageError, ModelNotFoundError, SelfCheckError, UsageError
+from pilah.files import read_json
+from pilah.images import DEFAULT_MAX_PIXELS, ImageSource, load_rgb, looks_like_image, pad_batch
+from pilah.inference import selfcheck
+from pilah.inference.calibration import apply_temperature
+from pilah.inference.runtimes import SUFFIXES, runtime_candidates
+from pilah.resources import models_dir
+
+MODEL_ENV = "PILAH_MODEL"
+BUNDLED_MODEL_NAME = "pilah-xception.keras"  # the trained model: evaluate, export and Grad-CAM read it
+BUNDLED_FAST_MODEL_NAME = "pilah-xception-int8.onnx"  # its int8 ONNX export: what predict, app and serve run
+PACKAGED_MODELS = models_dir()
+LOGGER = logging.getLogger("pilah")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
+
+
+def flip_averaged(run_batch: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of the probabilities of each image and of its left-right mirror,
+    both in one call of twice the batch."""
+    both = np.asarray(run_batch(np.concatenate([batch, batch[:, :, ::-1]])), dtype=np.float64)
+    return (both[: len(batch)] + both[len(batch) :]) / 2
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str | None = None
+    confidence: float = 0.0
+    uncertain: bool = False
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    error: str | None = None  # why a file could not be classified, for people
+    error_code: str | None = None  # why, as a stable code (`ImageError.code`), for programs and translations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "label": self.label,
+            "confidence": self.confidence,
+            "uncertain": self.uncertain,
+            "top_k": [{"label": k, "probability": p} for k, p in self.top_k],
+            "probabilities": self.probabilities,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "error_code": self.error_code,
+        }
+
+
+def bundled_model(fast: bool = True) -> Path:
+    """The model Pilah runs when none is named: `$PILAH_MODEL`; else, when `fast`, the int8 ONNX export that
+    ships inside the package; else the `.keras` model in `models/` of the working directory (a checkout of the
+    repository; it is too large for the package)."""
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    candidates = [PACKAGED_MODELS / BUNDLED_FAST_MODEL_NAME] if fast else []
+    candidates.append(Path.cwd() / "models" / BUNDLED_MODEL_NAME)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFoundError(
+        f"no bundled model found ({', '.join(map(str, candidates))}); pass --model PATH or set {MODEL_ENV}"
+    )
+
+
+def model_metadata(model_path: Path) -> dict[str, Any]:
+    """Classes and calibration: the model card beside it (`<file>.json` of an export, else `<stem>.json`),
+    else a run's `labels.json`."""
+    for card in (model_path.with_name(model_path.name + ".json"), model_path.with_suffix(".json")):
+        if card.is_file():
+            return read_json(card)
+    labels = model_path.parent / "labels.json"
+    if labels.is_file():
+        metadata: dict[str, Any] = {"classes": read_json(labels)}
+        metrics = model_path.parent / "metrics.json"
+        if metrics.is_file():
+            scores = read_json(metrics)
+            metadata["temperature"] = scores.get("temperature", 1.0)
+            metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
+            metadata["flip_tta"] = scores.get("flip_tta", False)
+        return metadata
+    raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
+
+
+def _fallback_warning(path: Path, failed: list[selfcheck.CheckResult], chosen: selfcheck.CheckResult | None) -> str:
+    lines = [f"{path.name}: on this processor ({hardware.describe()}) these runtimes do not give the model's answers:"]
+    lines += [f"  {r.runtime}: {r.note or r.summary()}" for r in failed]
+    if chosen is None:
+        lines.append("  no runtime left to try: refusing to serve wrong answers")
+    else:
+        lines.append(f"  using {chosen.runtime} instead: {chosen.summary()}")
+    return "\n".join(lines)
+
+
+class Predictor:
+    """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
+
+    def __init__(
+        self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, self_check: bool = True
+    ) -> None:
+        self.model_path = Path(model) if model else bundled_model()
+        if not self.model_path.is_file():
+            raise ModelNotFoundError(f"model not found: {self.model_path}")
+        if self.model_path.suffix.lower() not in SUFFIXES:
+            raise ModelNotFoundError(f"{self.model_path}: not a model file ({', '.join(SUFFIXES)})")
+        self.metadata = model_metadata(self.model_path)
+        self.classes: list[str] = list(self.metadata["classes"])
+        self.temperature = float(self.metadata.get("temperature", 1.0))
+        self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
+        self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
+        self.max_pixels = max_pixels
+        self.check = self._load_runtime(self_check)
+        self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
+
+    @property
+    def runtime(self) -> str:
+        return self.runner.description
+
+    def _load_runtime(self, self_check: bool) -> selfcheck.CheckResult:
+        """The first runtime that gives the card's reference answers on this processor; a loud warning for each
+        one that does not, and `SelfCheckError` when none does."""
+        failed: list[selfcheck.CheckResult] = []
+        for name, make in runtime_candidates(self.model_path, self.metadata):
+            try:
+                self.runner = make()
+            except (ImportError, UsageError) as error:  # e.g. the .keras fallback where Keras is not installed
+                failed.append(selfcheck.CheckResult(runtime=name, passed=False, note=f"unavailable: {error}"))
+                continue
+            self.image_size = self.runner.image_size
+            if not self_check:
+                return selfcheck.CheckResult(runtime=self.runtime, passed=None, note="self-check turned off")
+            result = selfcheck.check(self, self.metadata.get("self_check"))
+            if result.passed is not False:
+                if failed:
+                    LOGGER.warning(_fallback_warning(self.model_path, failed, result))
+                return result
+            failed.append(result)
+        raise SelfCheckError(_fallback_warning(self.model_path, failed, None))
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, averaged over each image and its mirror when the model card says so."""
+        batch = batch.astype(np.float32)
+        probs = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
+        return apply_temperature(probs, self.temperature)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
+        of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
+        server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
+        count = len(batch)
+        if self.runner.pads_batches:
+            batch = pad_batch(batch, 1 << max(0, count - 1).bit_length())
+        return np.asarray(self.runner(batch)[:count], dtype=np.float64)
+
+    def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
+        return self.predict_batch([source], top_k)[0]
+
+    def predict_batch(self, sources: list[ImageSource], top_k: int = 3) -> list[Prediction]:
+        """One prediction per source, in order; a bad source gets `error` set and the rest go on."""
+        started = time.perf_counter()
+        results = [Prediction(source=_describe(s)) for s in sources]
+        arrays, good = [], []
+        for i, source in enumerate(sources):
+            try:
+                arrays.append(load_rgb(source, self.image_size, self.max_pixels))
+                good.append(i)
+            except ImageError as error:
+                results[i].error, results[i].error_code = str(error), error.code
+        if arrays:
+            probs = self.probabilities(np.stack(arrays))
+            for i, p in zip(good, probs, strict=True):
+                self._fill(results[i], p, top_k)
+        latency = (time.perf_counter() - started) * 1000 / max(1, len(sources))
+        for r in results:
+            r.latency_ms = round(latency, 2)
+        return results
+
+    def _fill(self, result: Prediction, probs: np.ndarray, top_k: int) -> None:
+        order = np.argsort(-probs)
+        result.label = self.classes[int(order[0])]
+        result.confidence = float(probs[order[0]])
+        result.uncertain = result.confidence < self.uncertain_below
+        result.top_k = [(self.classes[int(i)], float(probs[i])) for i in order[:top_k]]
+        result.probabilities = {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
+
+    def predict_paths(self, paths: Iterable[Path], batch_size: int = 32, top_k: int = 3) -> Iterator[Prediction]:
+        batch: list[Path] = []
+        for path in paths:
+            batch.append(path)
+            if len(batch) == batch_size:
+                yield from self.predict_batch(list(batch), top_k)
+                batch.clear()
+        if batch:
+            yield from self.predict_batch(list(batch), top_k)
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return getattr(source, "name", type(source).__name__)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders recursively, in sorted order, keeping files with an image suffix or whose
+    first bytes are an image's (a photo saved without its extension is still found; a README is not)."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file())
+            paths += [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES or looks_like_image(p)]
+        else:
+            paths.append(item)
+    return paths

@@ -1,0 +1,141 @@
+"""The runtimes that compute a model's answers: Keras for `.keras` files, ONNX Runtime, TensorFlow Lite.
+
+Each runner takes a batch of RGB pixels (float32, 0-255) and returns probabilities, and describes itself for
+logs and the self-check. `runtime_candidates` lists the ways to run one model file, fastest first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pilah.errors import UsageError
+
+KERAS_MISSING = "Keras and TensorFlow are not installed: pip install 'pilah[train]'"
+
+
+def keras_installed() -> bool:
+    """Whether `.keras` models (and Grad-CAM) can run here: `pip install 'pilah[train]'` adds them."""
+    return importlib.util.find_spec("keras") is not None
+
+
+def import_keras():
+    """Keras, or a usage error that says how to install it (the default install runs ONNX models only)."""
+    try:
+        import keras
+    except ImportError as error:
+        raise UsageError(KERAS_MISSING) from error
+    return keras
+
+
+class KerasRunner:
+    """A `.keras` file, loaded in Keras's safe mode (no arbitrary code from the file)."""
+
+    pads_batches = True
+
+    def __init__(self, path: Path) -> None:
+        keras = import_keras()  # the heavy import happens here, once, not when `pilah` is imported
+        self.model = keras.saving.load_model(path, safe_mode=True)
+        self.image_size = int(self.model.input_shape[1])
+        self.description = f"keras {keras.__version__} ({keras.backend.backend()} backend), {path.name}"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(batch))
+
+
+class OnnxRunner:
+    """A `pilah export --format onnx` file, run by ONNX Runtime (no TensorFlow import at all). `optimisation`
+    is ONNX Runtime's graph optimisation level: "all" fuses int8 nodes into the processor's fastest kernels;
+    "basic" keeps quantize/dequantize pairs around float kernels (slower, the same on every processor)."""
+
+    model = None
+    pads_batches = False
+    LEVELS = ("all", "basic")
+
+    def __init__(self, path: Path, optimisation: str = "all") -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.enable_cpu_mem_arena = False  # batch sizes vary under load: free buffers, don't keep the peak
+        options.graph_optimization_level = {
+            "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        }[optimisation]
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.image_size = int(self.input.shape[1])
+        self.description = f"onnxruntime {onnxruntime.__version__}, graph optimisation {optimisation}, {path.name}"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input.name: batch})[0]
+
+
+class TfliteRunner:
+    """A `pilah export --format tflite` file, run by TensorFlow Lite's interpreter, with its default
+    delegate (XNNPACK) or, with `delegates=False`, with its reference kernels only."""
+
+    model = None
+    pads_batches = True
+
+    def __init__(self, path: Path, delegates: bool = True) -> None:
+        import tensorflow as tf
+
+        resolver = tf.lite.experimental.OpResolverType
+        self.interpreter = tf.lite.Interpreter(
+            model_path=str(path),
+            num_threads=os.cpu_count(),
+            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.image_size = int(self.input["shape"][1])
+        self.batch_size = 0
+        kernels = "default delegates" if delegates else "built-in kernels only"
+        self.description = f"tflite (tensorflow {tf.__version__}), {kernels}, {path.name}"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
+            self.interpreter.allocate_tensors()
+            self.batch_size = len(batch)
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+
+Runner = KerasRunner | OnnxRunner | TfliteRunner
+SUFFIXES = (".keras", ".onnx", ".tflite")
+
+
+def runtime_candidates(path: Path, metadata: dict[str, Any]) -> list[tuple[str, Callable[[], Runner]]]:
+    """The ways to run a model file, fastest first: the same file with fewer optimisations, then the `.keras`
+    file it was exported from (when it is there and Keras is installed)."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        candidates = [(f"onnxruntime ({level})", partial(OnnxRunner, path, level)) for level in OnnxRunner.LEVELS]
+    elif suffix == ".tflite":
+        candidates = [(f"tflite (delegates {d})", partial(TfliteRunner, path, d)) for d in (True, False)]
+    else:
+        candidates = []
+    source = path if suffix == ".keras" else source_model(path, metadata)
+    if source is not None:
+        candidates.append((f"keras ({source.name})", partial(KerasRunner, source)))
+    return candidates
+
+
+def source_model(model_path: Path, metadata: dict[str, Any]) -> Path | None:
+    """The `.keras` file an export was made from (its card names it), beside the export or in `models/` of the
+    working directory; None if it is in neither. Grad-CAM and the self-check's last fallback need it."""
+    if model_path.suffix == ".keras":
+        return model_path
+    source = metadata.get("export", {}).get("source")
+    if not source:
+        return None
+    candidates = (model_path.with_name(source), Path.cwd() / "models" / source)
+    return next((candidate for candidate in candidates if candidate.is_file()), None)

@@ -1,0 +1,106 @@
+"""The self-check: before a runtime serves anything, it must give the model's own answers on reference photos.
+
+A model card carries the `.keras` model's calibrated probabilities for a few of the bundled example photos.
+`Predictor` runs the same photos through each runtime it loads and compares. Fast kernels are chosen per
+processor at run time (ONNX Runtime's int8 kernels saturate on x86 without VNNI, for one), so a file that is
+right on one machine can be silently wrong on another; this check turns that into a fallback and a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pilah import hardware
+from pilah.images import load_rgb
+from pilah.resources import examples_dir
+
+if TYPE_CHECKING:
+    from pilah.inference.predictor import Predictor
+
+# A runtime agrees with the reference when every photo keeps its top-1 class and no probability moves by more
+# than this. Legitimate int8 quantization moved them by at most 0.106 on the reference photos (README,
+# "Correct on every processor"); the saturating kernels moved them by up to 0.97 and changed 10 of 12 classes.
+TOLERANCE = 0.25
+# Reference photos are the examples on which the reference model is this much surer of its top class than of
+# the next, so that no runtime within the tolerance can legitimately swap the two.
+MIN_MARGIN = 0.5
+
+
+@dataclass
+class CheckResult:
+    runtime: str  # what was checked, e.g. "onnxruntime 1.32.0, graph optimisation all"
+    passed: bool | None  # None: the model card has no reference answers to check against
+    photos: int = 0
+    max_difference: float = 0.0  # largest absolute difference of one probability
+    tolerance: float = TOLERANCE
+    changed: list[str] = field(default_factory=list)  # photos whose top-1 class differs from the reference
+    seconds: float = 0.0
+    note: str = ""
+
+    def summary(self) -> str:
+        if self.passed is None:
+            return f"not checked ({self.note})"
+        verdict = "passed" if self.passed else "FAILED"
+        changed = f", {len(self.changed)} named differently" if self.changed else ""
+        return (
+            f"self-check {verdict} on {self.photos} reference photos (largest probability difference "
+            f"{self.max_difference:.3f}, tolerance {self.tolerance:g}{changed}; {self.seconds:.2f} s)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reference(predictor: Predictor, folder: Path | None = None) -> dict[str, Any]:
+    """The card's `self_check` block: the predictor's answers on the example photos it is sure of."""
+    paths = sorted((folder or examples_dir()).glob("*.jpg"))
+    probabilities = predictor.probabilities(np.stack([load_rgb(p, predictor.image_size) for p in paths]))
+    ordered = np.sort(probabilities, axis=1)
+    sure = ordered[:, -1] - ordered[:, -2] >= MIN_MARGIN
+    return {
+        "reference": f"{predictor.runtime}; {hardware.describe()}",
+        "tolerance": TOLERANCE,
+        "photos": [
+            {
+                "name": path.name,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "probabilities": [round(float(p), 6) for p in probs],
+            }
+            for path, probs, keep in zip(paths, probabilities, sure, strict=True)
+            if keep
+        ],
+    }
+
+
+def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | None = None) -> CheckResult:
+    """Run the reference photos through the predictor's current runtime and compare with the card."""
+    result = CheckResult(runtime=predictor.runtime, passed=None)
+    if not block or not block.get("photos"):
+        result.note = "the model card holds no reference answers"
+        return result
+    folder = folder or examples_dir()
+    photos = block["photos"]
+    for photo in photos:
+        path = folder / photo["name"]
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != photo["sha256"]:
+            result.note = f"reference photo {photo['name']} is missing or changed in {folder}"
+            return result
+    started = time.perf_counter()
+    batch = np.stack([load_rgb(folder / photo["name"], predictor.image_size) for photo in photos])
+    answers = predictor.probabilities(batch)
+    expected = np.array([photo["probabilities"] for photo in photos])
+    result.seconds = time.perf_counter() - started
+    result.photos = len(photos)
+    result.tolerance = float(block.get("tolerance", TOLERANCE))
+    result.max_difference = float(np.abs(answers - expected).max())
+    result.changed = [
+        photo["name"] for photo, a, e in zip(photos, answers, expected, strict=True) if a.argmax() != e.argmax()
+    ]
+    result.passed = result.max_difference <= result.tolerance and not result.changed
+    return result

@@ -1,0 +1,1 @@
+"""The seed's model (Xception under a small dense head) and the one place that knows its parts."""

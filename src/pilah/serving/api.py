@@ -1,0 +1,219 @@
+"""REST API: `pilah serve` runs this FastAPI service (uvicorn) for sorting machines, bots and other apps.
+
+Every error is JSON `{"code": ..., "message": ...}` with a stable code. Uploads are recognised by their
+bytes (never by name or declared type) and bounded in size (`limits.py`). One inference worker batches
+whatever requests are waiting into one model call (`batching.py`). When the queue is full the service answers
+503 with `Retry-After` instead of piling up memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Annotated, Any
+
+import anyio
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pilah import __version__
+from pilah.errors import PilahError, image_http_status
+from pilah.inference.predictor import Prediction, Predictor
+from pilah.serving.batching import Batcher
+from pilah.serving.limits import ApiError, BodyLimit, error_response, read_upload
+from pilah.serving.schemas import (
+    ERRORS,
+    BatchBody,
+    BatchItem,
+    ClassProbability,
+    ErrorBody,
+    Health,
+    ModelRef,
+    PredictionBody,
+    SelfCheck,
+)
+from pilah.serving.settings import MULTIPART_OVERHEAD, ServiceConfig
+
+Photo = Annotated[UploadFile, File(description="one photo (JPEG, PNG, WebP, ...); its bytes decide the format")]
+Photos = Annotated[list[UploadFile], File(description="photos, at most the batch limit (32 by default)")]
+
+
+class Service:
+    """The loaded model and the admission control around it."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.predictor: Predictor | None = None
+        self.load_error: str | None = None
+        self.batcher: Batcher | None = None
+        self.admitted = 0  # requests running or waiting; guarded by the event loop (one thread)
+
+    def load(self) -> None:
+        try:
+            predictor = Predictor(self.config.model, max_pixels=self.config.max_pixels)
+            self.batcher = Batcher(predictor, self.config.max_inference_batch, self.config.top_k)
+            self.predictor = predictor
+        except Exception as error:  # reported by /healthz and every request, not a crash
+            self.load_error = str(error) if isinstance(error, PilahError) else f"{type(error).__name__}: {error}"
+
+    def require_ready(self) -> Predictor:
+        """The loaded predictor, or 503 `not_ready` (still loading, or it could not load: the message says why)."""
+        if self.predictor is None:
+            raise ApiError(503, "not_ready", self.load_error or "the model is still loading", {"Retry-After": "5"})
+        return self.predictor
+
+    def health(self) -> Health:
+        """A loaded service's health: the runtime that answers and its self-check on this processor."""
+        check = SelfCheck(**self.predictor.check.to_dict())
+        return Health(status="ok", ready=True, version=__version__, runtime=self.predictor.runtime, self_check=check)
+
+    @property
+    def model_ref(self) -> ModelRef:
+        name = self.predictor.metadata.get("name", self.predictor.model_path.stem) if self.predictor else "?"
+        version = self.predictor.metadata.get("pilah_version", __version__) if self.predictor else "?"
+        return ModelRef(name=name, version=version)
+
+    async def predict(self, files: list[tuple[str | None, bytes]]) -> list[Prediction]:
+        self.require_ready()
+        if self.admitted > self.config.queue:
+            raise ApiError(503, "overloaded", "too many requests in the queue; retry shortly", {"Retry-After": "1"})
+        self.admitted += 1
+        try:
+            with anyio.fail_after(self.config.timeout_s):
+                return await asyncio.wrap_future(self.batcher.submit([data for _, data in files]))
+        except TimeoutError as error:
+            raise ApiError(504, "timeout", f"no result within {self.config.timeout_s:g} s") from error
+        finally:
+            self.admitted -= 1
+
+    def body(self, filename: str | None, p: Prediction) -> PredictionBody:
+        return PredictionBody(
+            filename=filename,
+            label=p.label or "",
+            confidence=p.confidence,
+            uncertain=p.uncertain,
+            top_k=[ClassProbability(label=k, probability=v) for k, v in p.top_k],
+            probabilities=p.probabilities,
+            latency_ms=p.latency_ms,
+            model=self.model_ref,
+        )
+
+
+def image_error(p: Prediction) -> ApiError:
+    code = p.error_code or "corrupt"
+    return ApiError(image_http_status(code), code, p.error or code)
+
+
+def create_app(config: ServiceConfig | None = None, load_in_background: bool = True) -> FastAPI:
+    config = config or ServiceConfig()
+    service = Service(config)
+
+    async def lifespan(app: FastAPI):
+        if load_in_background:
+            threading.Thread(target=service.load, name="model-loader", daemon=True).start()
+        else:
+            service.load()
+        yield
+
+    app = FastAPI(
+        title="Pilah API",
+        version=__version__,
+        description="Classify photos of household waste into 12 classes (Xception, Keras 3).",
+        lifespan=lifespan,
+    )
+
+    def limit_for(path: str) -> int:
+        files = config.max_batch if path.endswith("/batch") else 1
+        return files * config.max_upload_bytes + MULTIPART_OVERHEAD
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+
+    @app.exception_handler(PilahError)
+    async def api_error(request: Request, error: PilahError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        missing = any(e.get("type") == "missing" for e in error.errors())
+        code = "missing_file" if missing else "invalid_request"
+        fields = ", ".join(".".join(map(str, e.get("loc", ()))) for e in error.errors())
+        return error_response(ApiError(422, code, f"invalid or missing form field(s): {fields}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return error_response(ApiError(error.status_code, code, str(error.detail)))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        return error_response(ApiError(500, "internal", f"unexpected {type(error).__name__}"))
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    async def healthz() -> Health:
+        """Liveness: always 200 while the process runs; `ready` turns true once the model is loaded."""
+        if service.predictor is not None:
+            return service.health()
+        return Health(status="error" if service.load_error else "ok", ready=False, version=__version__)
+
+    @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["service"])
+    async def readyz():
+        """Readiness: 200 once the model is loaded and its runtime passed the self-check, 503 before (or never,
+        when no runtime gives the model's answers on this processor)."""
+        service.require_ready()
+        return service.health()
+
+    @app.get("/v1/model", responses={503: ERRORS[503]}, tags=["model"])
+    async def model_card() -> dict[str, Any]:
+        """The model card (classes, input, calibration, data, training, metrics, reference answers), the runtime
+        that serves it and the result of its self-check on this processor."""
+        predictor = service.require_ready()
+        return {
+            "name": service.model_ref.name,
+            "version": service.model_ref.version,
+            **predictor.metadata,
+            "runtime": predictor.runtime,
+            "self_check_result": predictor.check.to_dict(),
+        }
+
+    @app.post("/v1/predict", response_model=PredictionBody, responses=ERRORS, tags=["predict"])
+    async def predict(file: Photo):
+        """Classify one photo."""
+        data = await read_upload(file, config.max_upload_bytes)
+        (prediction,) = await service.predict([(file.filename, data)])
+        if prediction.error_code:
+            raise image_error(prediction)
+        return service.body(file.filename, prediction)
+
+    @app.post("/v1/predict/batch", response_model=BatchBody, responses=ERRORS, tags=["predict"])
+    async def predict_batch(files: Photos):
+        """Classify up to `max_batch` photos; a bad file gets its own error and never fails the batch."""
+        if len(files) > config.max_batch:
+            raise ApiError(422, "too_many_files", f"{len(files)} files; at most {config.max_batch} per batch")
+        items: list[BatchItem] = []
+        good: list[tuple[int, str | None, bytes]] = []
+        for upload in files:
+            try:
+                good.append((len(items), upload.filename, await read_upload(upload, config.max_upload_bytes)))
+                items.append(BatchItem(filename=upload.filename))
+            except ApiError as error:
+                failed = ErrorBody(code=error.code, message=error.message)
+                items.append(BatchItem(filename=upload.filename, error=failed))
+        predictions = await service.predict([(name, data) for _, name, data in good]) if good else []
+        for (index, name, _), prediction in zip(good, predictions, strict=True):
+            if prediction.error_code:
+                error = image_error(prediction)
+                items[index].error = ErrorBody(code=error.code, message=error.message)
+            else:
+                items[index].result = service.body(name, prediction)
+        return BatchBody(results=items, model=service.model_ref)
+
+    return app
+
+
+def serve(config: ServiceConfig, host: str, port: int) -> None:
+    import uvicorn
+
+    print(f"Pilah API on http://{host}:{port}  (docs at /docs; Ctrl-C stops it)", flush=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

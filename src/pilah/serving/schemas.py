@@ -1,0 +1,77 @@
+"""The API's request and response bodies, as its OpenAPI schema documents them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ClassProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class PredictionBody(BaseModel):
+    filename: str | None
+    label: str
+    confidence: float
+    uncertain: bool
+    top_k: list[ClassProbability]
+    probabilities: dict[str, float]
+    latency_ms: float
+    model: ModelRef
+
+
+class BatchItem(BaseModel):
+    filename: str | None
+    result: PredictionBody | None = None
+    error: ErrorBody | None = None
+
+
+class BatchBody(BaseModel):
+    results: list[BatchItem]
+    model: ModelRef
+
+
+class SelfCheck(BaseModel):
+    """Whether the runtime gave the model's reference answers on this processor when it loaded."""
+
+    runtime: str
+    passed: bool | None  # null: the model card holds no reference answers
+    photos: int
+    max_difference: float
+    tolerance: float
+    changed: list[str]
+    seconds: float
+    note: str
+
+
+class Health(BaseModel):
+    status: str
+    ready: bool
+    version: str
+    runtime: str | None = None  # what computes the answers, e.g. "onnxruntime 1.32.0, graph optimisation all, ..."
+    self_check: SelfCheck | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        413: "body over the upload limit",
+        415: "not an image, or a format this service cannot decode",
+        422: "corrupt or refused image (pixel limit, size, aspect ratio), missing file, too many files",
+        503: "model not loaded yet, or the queue is full (see Retry-After)",
+        504: "inference took longer than the request timeout",
+    }.items()
+}

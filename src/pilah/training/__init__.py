@@ -1,0 +1,1 @@
+"""Training: run folders that can be resumed, and the strategies that fill them (`strategies.py`)."""

@@ -1,0 +1,56 @@
+"""Start or resume a training run with the strategy its config names (`train.mode`).
+
+- `fit`: plain `model.fit`, every image through the whole network each epoch (what a GPU does well);
+- `cached`: the frozen trunk runs once per image view and its outputs are cached (what 2 CPU cores can do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from pilah.config import Config
+from pilah.data.split import SPLITS
+from pilah.errors import RunError
+from pilah.files import read_json
+from pilah.runs import Run, file_logger
+from pilah.training import cached, fit
+
+
+@dataclass(frozen=True)
+class Strategy:
+    start: Callable[[Run], Run]
+    resume: Callable[[Run, fit.TrainState], Run]
+
+
+STRATEGIES = {
+    "fit": Strategy(fit.train_fit, fit.resume_fit),
+    "cached": Strategy(cached.train_cached, cached.resume_cached),
+}
+
+
+def train(config: Config, data_dir: Path, out: Path | None = None, manifest: Path | None = None) -> Run:
+    """Start a new run: scan and split the data (or take `manifest`), build the seed's model, train."""
+    keras.utils.set_random_seed(config.training_seed)
+    run = fit.prepare_run(config, data_dir, out, manifest)
+    logger = file_logger(run.paths.log)
+    logger.info(f"run {run.paths.root}: {len(run.manifest)} images, {len(run.classes)} classes")
+    for split in SPLITS:
+        logger.info(f"  {split}: {len(run.split_rows(split))} images")
+    return STRATEGIES[config.train.mode].start(run)
+
+
+def resume(root: Path) -> Run:
+    """Continue an interrupted run from its last finished epoch."""
+    run = Run.open(root)
+    if not run.paths.state.is_file() or not run.paths.last_model.is_file():
+        raise RunError(f"{root} has no finished epoch to resume from; start it again with pilah train")
+    state = fit.TrainState(**read_json(run.paths.state))
+    if state.finished:
+        raise RunError(f"{root} already finished training ({state.epochs_done} epochs)")
+    keras.utils.set_random_seed(run.config.training_seed + state.epochs_done)
+    file_logger(run.paths.log).info(f"resuming {root} after epoch {state.epochs_done}")
+    return STRATEGIES[run.config.train.mode].resume(run, state)

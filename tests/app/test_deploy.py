@@ -1,0 +1,58 @@
+"""Deployment as on Streamlit Community Cloud: requirements.txt alone, then `streamlit run streamlit_app.py`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from browser import free_port, launch, launch_server, require_chromium, stop, wait_for_health
+from conftest import REPO
+from pilah.app import guidance
+
+pytestmark = pytest.mark.slow  # trains, starts a browser or builds a virtual environment
+
+
+def requirement_lines() -> list[str]:
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_requirements_txt_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert requirement_lines() == project["dependencies"]
+
+
+def test_fresh_environment_from_requirements_serves_the_app(tmp_path: Path):
+    """What the Cloud does: a new virtual environment from requirements.txt, then streamlit run."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "-r", REPO / "requirements.txt"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    port = free_port()
+    command = [venv / "bin" / "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
+    server = launch_server([*command, "--server.headless", "true"], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, server)
+        require_chromium()
+        sync_api = pytest.importorskip("playwright.sync_api")
+        with sync_api.sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page()
+            page.goto(url)
+            # the title renders only after the script ran in the fresh environment, model loaded
+            page.get_by_text(guidance.texts("id")["title"]).wait_for(timeout=180_000)
+            page.get_by_text(guidance.texts("id")["model_title"]).wait_for(timeout=180_000)
+            browser.close()
+    finally:
+        output = stop(server)
+    assert "Traceback" not in output, output[-3000:]

@@ -1,0 +1,89 @@
+"""`pilah export` to ONNX and TFLite; the exported files load in Predictor and agree with the Keras model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, pilah
+from pilah.data.split import read_manifest
+from pilah.inference.export import calibration_images, card_path
+from pilah.inference.predictor import Predictor
+
+pytest.importorskip("tf2onnx", reason="pip install -e '.[export]'")
+onnx = pytest.importorskip("onnx")
+from onnx_models import int8_weights  # noqa: E402
+
+PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))[::4]  # 24 real photos, two per class
+
+
+def probabilities(model: Path) -> np.ndarray:
+    predictor = Predictor(model)
+    results = predictor.predict_batch(PHOTOS)
+    assert all(r.error is None for r in results)
+    return np.array([[r.probabilities[c] for c in predictor.classes] for r in results])
+
+
+@pytest.fixture(scope="module")
+def keras_probs(trained_run: Path) -> np.ndarray:
+    return probabilities(trained_run / "best.keras")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "quantize", "tolerance"),
+    [("onnx", "fp32", 1e-4), ("onnx", "fp16", 2e-2), ("tflite", "fp32", 1e-4), ("tflite", "fp16", 2e-2)],
+)
+def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs, fmt, quantize, tolerance):
+    out = tmp_path / f"model.{fmt}"
+    pilah("export", "--model", trained_run / "best.keras", "--format", fmt, "--quantize", quantize, "--out", out)
+    assert card_path(out).is_file()  # the card travels with the file: classes, temperature
+    exported = probabilities(out)
+    assert np.abs(exported - keras_probs).max() < tolerance
+    assert (exported.argmax(1) == keras_probs.argmax(1)).mean() == 1.0
+
+
+def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
+    out = tmp_path / "model-int8.onnx"
+    model = trained_run / "best.keras"
+    calibrate = ["--quantize", "int8", "--calibration", trained_run]
+    pilah("export", "--model", model, "--format", "onnx", *calibrate, "--out", out)
+    training_images = calibration_images([trained_run])
+    split = {row.path: row.split for row in read_manifest(trained_run / "manifest.csv")}
+    assert training_images and {split[str(p.relative_to(SAMPLE))] for p in training_images} == {"train"}
+    card = json.loads(card_path(out).read_text())["export"]
+    assert card["calibration_images"] == min(200, len(training_images))
+    assert card["source_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert card["int8"].startswith("weights int8 with reduce_range (7 bits)")
+    weights = int8_weights(out)  # 7-bit weights: no int16 saturation on x86 without VNNI (test_selfcheck.py)
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    graph = onnx.load(str(out)).graph
+    producer = next(node for node in graph.node if graph.output[0].name in node.output)
+    assert producer.op_type == "Softmax"  # the head stays float: probabilities are not rounded to 1/255
+    exported = probabilities(out)
+    assert np.allclose(exported.sum(1), 1, atol=1e-5)
+    assert np.abs(exported - keras_probs).mean() < 0.05  # a random-weight model: close, not equal
+    result = pilah("predict", "--model", out, "--json", PHOTOS[0])
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["label"] in json.loads((trained_run / "labels.json").read_text()) and record["error"] is None
+    assert record["probabilities"][record["label"]] == pytest.approx(exported[0].max(), abs=1e-6)
+
+
+def test_int8_tflite_runs_and_stays_close(trained_run: Path, tmp_path: Path, keras_probs):
+    out = tmp_path / "model-int8.tflite"
+    calibrate = ["--quantize", "int8", "--calibration", trained_run]
+    pilah("export", "--model", trained_run / "best.keras", "--format", "tflite", *calibrate, "--out", out)
+    assert json.loads(card_path(out).read_text())["export"]["quantize"] == "int8"
+    exported = probabilities(out)
+    assert np.allclose(exported.sum(1), 1, atol=1e-3)
+    assert np.abs(exported - keras_probs).mean() < 0.05
+
+
+def test_int8_without_calibration_images_is_a_usage_error(trained_run: Path, tmp_path: Path):
+    result = pilah(
+        "export", "--model", trained_run / "best.keras", "--format", "onnx", "--quantize", "int8", check=False
+    )
+    assert result.returncode == 2 and "--calibration" in result.stderr

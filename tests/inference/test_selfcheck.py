@@ -1,0 +1,158 @@
+"""The self-check: a runtime serves only if it gives the model's own answers on this processor.
+
+The broken runtimes here are real model files run by the real ONNX Runtime, never a mock of `Predictor`:
+one whose last layer favours one class (wrong on every processor) and one stored at int8's full range, which
+ONNX Runtime's kernels for processors without VNNI saturate on (wrong there only). The second kind is run on
+such a processor on any x86 machine, by emulating a Haswell CPU with Debian's `qemu-user`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah
+from pilah.errors import SelfCheckError
+from pilah.inference import selfcheck
+from pilah.inference.export import card_path
+from pilah.inference.predictor import Predictor
+
+pytest.importorskip("onnx", reason="pip install -e '.[export]'")
+from onnx_models import full_int8_range, int8_weights, wrong_on_every_processor
+
+QEMU = shutil.which("qemu-x86_64")
+EMULATED_CPU = "Haswell"  # AVX2 and FMA, no AVX-512, no VNNI
+
+
+# CI installs qemu-user (.ci/run) and must run these; elsewhere they skip with the reason.
+requires_emulator = pytest.mark.skipif(
+    platform.machine() != "x86_64" or (QEMU is None and not os.environ.get("CI")),
+    reason="needs qemu-x86_64 on an x86 machine (apt-get install qemu-user)",
+)
+
+
+def on_haswell(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run Python code in this virtual environment on an emulated Haswell processor."""
+    assert QEMU is not None, "qemu-x86_64 is missing: apt-get install qemu-user"
+    return subprocess.run(
+        [QEMU, "-cpu", EMULATED_CPU, sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+
+
+def test_the_shipped_int8_weights_cannot_saturate_int16_on_any_x86_processor():
+    """Without VNNI, ONNX Runtime sums two uint8 x int8 products in int16: with weights in [-64, 64] the sum stays
+    within 2 x 255 x 64 = 32,640 <= 32,767 whatever the photo."""
+    weights = int8_weights(INT8_MODEL)
+    assert len(weights) > 70
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+
+
+def test_the_bundled_models_pass_their_self_check_here():
+    card = json.loads(card_path(INT8_MODEL).read_text())
+    photos = card["self_check"]["photos"]
+    assert len(photos) == 11 and "brown-glass.jpg" not in [p["name"] for p in photos]  # its margin is 0.105
+    for photo in photos:  # every reference answer is the photo's true class, with a clear margin
+        probs = np.array(photo["probabilities"])
+        assert card["classes"][probs.argmax()] == Path(photo["name"]).stem
+        assert np.sort(probs)[-1] - np.sort(probs)[-2] >= selfcheck.MIN_MARGIN
+    predictor = Predictor(INT8_MODEL)
+    assert predictor.check.passed and predictor.check.photos == 11
+    assert predictor.check.max_difference <= selfcheck.TOLERANCE
+    assert "graph optimisation all" in predictor.runtime  # the fast path, no fallback
+
+
+def test_a_runtime_that_answers_wrong_is_not_served_and_the_keras_model_is(tmp_path: Path, caplog):
+    broken = wrong_on_every_processor(INT8_MODEL, tmp_path / INT8_MODEL.name)
+    (tmp_path / KERAS_MODEL.name).symlink_to(KERAS_MODEL)  # the source named in the card, for the fallback
+    with caplog.at_level(logging.WARNING, logger="pilah"):
+        predictor = Predictor(broken)
+    assert predictor.runtime.startswith("keras") and predictor.check.passed
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "pilah" and r.levelno == logging.WARNING]
+    assert "graph optimisation all" in warning and "graph optimisation basic" in warning
+    assert warning.count("FAILED") == 2 and "using keras" in warning
+    assert "onnxruntime" in warning and ("AVX2" in warning or "ASIMD" in warning or "NEON" in warning)
+    brown = predictor.predict(EXAMPLES / "brown-glass.jpg")  # not a reference photo: the fallback really serves
+    assert brown.label == "brown-glass"
+
+
+def test_without_a_runtime_that_agrees_pilah_refuses_to_answer(tmp_path: Path, monkeypatch):
+    broken = wrong_on_every_processor(INT8_MODEL, tmp_path / INT8_MODEL.name)
+    monkeypatch.chdir(tmp_path)  # no models/pilah-xception.keras here to fall back on
+    with pytest.raises(SelfCheckError, match="refusing to serve wrong answers"):
+        Predictor(broken)
+    result = pilah("predict", "--model", broken, EXAMPLES, check=False, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "refusing to serve wrong answers" in result.stderr and "FAILED" in result.stderr
+
+
+def test_a_model_without_reference_answers_is_served_and_says_so(trained_run: Path):
+    predictor = Predictor(trained_run / "best.keras")
+    assert predictor.check.passed is None
+    assert "no reference answers" in predictor.check.summary()
+
+
+@pytest.mark.slow
+@requires_emulator
+def test_the_default_runtime_is_right_on_a_processor_without_avx512():
+    """The bug as users met it: the default model on an AVX2 processor. The self-check covers the 11 reference
+    photos; the 12th is classified after it."""
+    result = on_haswell(
+        f"""
+        import json
+        from pilah.hardware import cpu_features
+        from pilah.inference.predictor import Predictor
+        predictor = Predictor()
+        brown = predictor.predict({str(EXAMPLES / "brown-glass.jpg")!r})
+        print(json.dumps({{"features": cpu_features(), "runtime": predictor.runtime,
+                           "check": predictor.check.to_dict(), "brown": brown.label}}))
+        """
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert "AVX2" in report["features"] and "AVX512F" not in report["features"]  # really emulated
+    assert "graph optimisation all" in report["runtime"] and INT8_MODEL.name in report["runtime"]
+    assert report["check"]["passed"] and report["check"]["photos"] == 11 and not report["check"]["changed"]
+    assert report["brown"] == "brown-glass"
+    assert "do not give the model's answers" not in result.stderr  # no fallback, no warning
+
+
+@pytest.mark.slow
+@requires_emulator
+def test_a_saturating_int8_file_falls_back_to_the_float_path_without_avx512(tmp_path: Path):
+    # Two reference photos, one pass each, keep the emulated run short. Their reference answers are the shipped
+    # file's, whose integer arithmetic is exact on every processor.
+    card = json.loads(card_path(INT8_MODEL).read_text()) | {"flip_tta": False}
+    shipped = tmp_path / "shipped" / INT8_MODEL.name
+    shipped.parent.mkdir()
+    shutil.copy(INT8_MODEL, shipped)
+    card_path(shipped).write_text(json.dumps(card))
+    reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)
+    reference["photos"] = [p for p in reference["photos"] if p["name"] in ("battery.jpg", "paper.jpg")]
+    saturating = full_int8_range(INT8_MODEL, tmp_path / INT8_MODEL.name)
+    card_path(saturating).write_text(json.dumps(card | {"self_check": reference}))
+    result = on_haswell(
+        f"""
+        import json
+        from pilah.inference.predictor import Predictor
+        predictor = Predictor({str(saturating)!r})
+        print(json.dumps({{"runtime": predictor.runtime, "check": predictor.check.to_dict()}}))
+        """
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert "graph optimisation basic" in report["runtime"] and report["check"]["passed"]
+    warning = result.stderr
+    assert "graph optimisation all" in warning and "FAILED" in warning and "named differently" in warning
+    assert "AVX2" in warning and "AVX512F" not in warning  # the processor the warning names is the emulated one

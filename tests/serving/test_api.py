@@ -1,0 +1,250 @@
+"""The REST API against a real `pilah serve` on a loopback port, with the bundled model and real photos."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bad_inputs import corpus, encode
+from browser import free_port, start_pilah, stop, wait_for_health
+from conftest import EXAMPLES, INT8_MODEL
+
+SCHEMATHESIS_LIMITS = ["--max-examples", "25", "--request-timeout", "60", "--generation-deterministic"]
+HTTP_STATUS = {"not_an_image": 415, "unsupported": 415}  # every other image error is 422
+
+
+def serve(*flags: str):
+    port = free_port()
+    process = start_pilah("serve", port, None, *flags)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process, path="/readyz")
+    except (RuntimeError, TimeoutError) as error:
+        pytest.fail(f"{error}\n{stop(process)}")
+    return url, process
+
+
+@pytest.fixture(scope="module")
+def api():
+    url, process = serve()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+    output = stop(process)
+    assert "Traceback" not in output, output[-3000:]
+
+
+def photo(name: str) -> tuple[str, bytes, str]:
+    return (name, (EXAMPLES / name).read_bytes(), "image/jpeg")
+
+
+def assert_still_serves(api: httpx.Client) -> None:
+    response = api.post("/v1/predict", files={"file": photo("battery.jpg")})
+    assert response.status_code == 200 and response.json()["label"] == "battery"
+
+
+def test_predict_one_photo(api):
+    body = api.post("/v1/predict", files={"file": photo("battery.jpg")}).json()
+    assert body["label"] == "battery" and body["filename"] == "battery.jpg"
+    assert body["confidence"] == body["top_k"][0]["probability"] == max(body["probabilities"].values())
+    assert len(body["top_k"]) == 3 and len(body["probabilities"]) == 12
+    assert abs(sum(body["probabilities"].values()) - 1) < 1e-6
+    assert isinstance(body["uncertain"], bool) and body["latency_ms"] > 0
+    assert body["model"] == {"name": "pilah-xception", "version": "0.1.0"}
+
+
+def test_batch_keeps_going_past_a_bad_file(api):
+    files = [("files", photo("clothes.jpg")), ("files", ("notes.jpg", b"not a photo", "image/jpeg"))]
+    files.append(("files", photo("shoes.jpg")))
+    results = api.post("/v1/predict/batch", files=files).json()["results"]
+    assert [r["filename"] for r in results] == ["clothes.jpg", "notes.jpg", "shoes.jpg"]
+    assert results[0]["result"]["label"] == "clothes" and results[2]["result"]["label"] == "shoes"
+    assert results[1]["result"] is None and results[1]["error"]["code"] == "not_an_image"
+
+
+def test_model_card_health_and_docs(api):
+    card = api.get("/v1/model").json()
+    assert card["name"] == "pilah-xception" and len(card["classes"]) == 12 and "metrics" in card
+    health = api.get("/healthz").json()
+    assert (health["status"], health["ready"], health["version"]) == ("ok", True, "0.1.0")
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert "onnxruntime" in ready.json()["runtime"] and "graph optimisation all" in ready.json()["runtime"]
+    check = ready.json()["self_check"]
+    assert check["passed"] is True and check["photos"] == 11 and check["max_difference"] <= check["tolerance"]
+    assert card["runtime"] == ready.json()["runtime"] and card["self_check_result"] == check
+    schema = api.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz"} <= set(schema["paths"])
+    assert api.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(corpus()))
+def test_each_bad_upload_gets_its_documented_error_and_the_server_stays_up(api, name):
+    data, reason = corpus()[name]
+    response = api.post("/v1/predict", files={"file": (name, data, "image/jpeg")})
+    assert response.status_code == HTTP_STATUS.get(reason, 422), response.text
+    assert response.json()["code"] == reason and response.json()["message"]
+    assert_still_serves(api)
+
+
+def test_request_errors(api):
+    wrong_field = api.post("/v1/predict", files={"image": photo("battery.jpg")})
+    assert (wrong_field.status_code, wrong_field.json()["code"]) == (422, "missing_file")
+    no_body = api.post("/v1/predict")
+    assert (no_body.status_code, no_body.json()["code"]) == (422, "missing_file")
+    huge = api.post("/v1/predict", files={"file": ("big.jpg", bytes(11 * 1024 * 1024), "image/jpeg")})
+    assert (huge.status_code, huge.json()["code"]) == (413, "too_large_upload")
+    tiny = encode(__import__("PIL.Image").Image.new("RGB", (32, 32)), "PNG")
+    many = api.post("/v1/predict/batch", files=[("files", (f"{i}.png", tiny, "image/png")) for i in range(33)])
+    assert (many.status_code, many.json()["code"]) == (422, "too_many_files")
+    unknown = api.get("/v2/anything")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    assert_still_serves(api)
+
+
+def test_one_oversized_file_in_a_batch_gets_its_own_413(api):
+    files = [("files", photo("battery.jpg")), ("files", ("big.jpg", bytes(11 * 1024 * 1024), "image/jpeg"))]
+    files.append(("files", photo("paper.jpg")))
+    response = api.post("/v1/predict/batch", files=files)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["result"]["label"] if r["result"] else r["error"]["code"] for r in results] == [
+        "battery",
+        "too_large_upload",
+        "paper",
+    ]
+
+
+def test_a_streamed_body_without_content_length_is_measured_as_it_arrives(api):
+    """A chunked upload declares no size: the limit is enforced on the bytes received, before parsing."""
+    boundary = "pilahboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n\r\n'.encode()
+
+    def chunks(size: int):
+        yield head
+        for _ in range(size // 65536):
+            yield bytes(65536)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    big = api.post("/v1/predict", content=chunks(11 * 1024 * 1024), headers=headers)
+    assert "content-length" not in {k.lower() for k in big.request.headers}  # really sent chunked
+    assert (big.status_code, big.json()["code"]) == (413, "too_large_upload")
+    small = api.post("/v1/predict", content=chunks(65536), headers=headers)  # 64 KB of zeros: no image
+    assert (small.status_code, small.json()["code"]) == (415, "not_an_image")
+    assert_still_serves(api)
+
+
+def test_max_upload_mb_sets_the_limit():
+    url, process = serve("--max-upload-mb", "0.05")  # 52 KB: the example photos are 8-16 KB
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            refused = client.post("/v1/predict", files={"file": ("big.jpg", bytes(60 * 1024), "image/jpeg")})
+            assert (refused.status_code, refused.json()["code"]) == (413, "too_large_upload")
+            assert "52,428-byte limit" in refused.json()["message"]  # 0.05 x 1024 x 1024
+            accepted = client.post("/v1/predict", files={"file": photo("battery.jpg")})
+            assert (accepted.status_code, accepted.json()["label"]) == (200, "battery")
+    finally:
+        stop(process)
+
+
+def test_concurrent_clients_each_get_their_own_photos_answer(api):
+    """64 requests from 32 clients at once, batched together by the server: every answer must be the one for the
+    photo its request sent (the file name is its class), so a batcher that mixed results up fails here."""
+    names = sorted(p.name for p in EXAMPLES.glob("*.jpg") if p.stem != "brown-glass")  # 49 % against 47 %
+
+    def client(i: int) -> list[tuple[str, int, str, str]]:
+        with httpx.Client(base_url=str(api.base_url), timeout=120) as own:
+            sent = [names[(i + k) % len(names)] for k in range(2)]
+            answers = [own.post("/v1/predict", files={"file": photo(name)}) for name in sent]
+            return [
+                (name, a.status_code, a.json().get("label"), a.json().get("filename"))
+                for name, a in zip(sent, answers, strict=True)
+            ]
+
+    with ThreadPoolExecutor(32) as pool:
+        results = [r for result in pool.map(client, range(32)) for r in result]
+    assert len(results) == 64
+    for name, status, label, filename in results:
+        assert (status, label, filename) == (200, Path(name).stem, name)
+
+
+def test_full_queue_answers_503_with_retry_after_then_recovers():
+    url, process = serve("--queue", "0")
+    try:
+
+        def one(_: int) -> httpx.Response:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                return client.post("/v1/predict", files={"file": photo("paper.jpg")})
+
+        with ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(one, range(12)))
+        refused = [r for r in responses if r.status_code == 503]
+        assert refused, "12 requests at once with no queue should overflow"
+        assert all(r.json()["code"] == "overloaded" and r.headers["Retry-After"] == "1" for r in refused)
+        assert {r.status_code for r in responses} <= {200, 503}
+        assert one(0).status_code == 200
+    finally:
+        stop(process)
+
+
+def test_schemathesis_finds_no_server_errors(api):
+    """Property-based requests generated from the service's own OpenAPI schema: never a 5xx."""
+    command = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    if command is None:
+        pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [command, "run", f"{api.base_url}/openapi.json", "--checks", "not_a_server_error", *SCHEMATHESIS_LIMITS],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert_still_serves(api)
+
+
+def test_a_model_whose_runtimes_all_answer_wrong_never_becomes_ready(tmp_path: Path):
+    pytest.importorskip("onnx")
+    from onnx_models import wrong_on_every_processor
+
+    broken = wrong_on_every_processor(INT8_MODEL, tmp_path / "broken.onnx")
+    port = free_port()
+    process = start_pilah("serve", port, broken, cwd=tmp_path)  # no models/*.keras there to fall back on
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", process, path="/healthz")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 120
+            while client.get("/healthz").json()["status"] != "error" and time.monotonic() < deadline:
+                time.sleep(0.5)  # the model loads in the background
+            health = client.get("/healthz").json()
+            assert (health["status"], health["ready"], health["runtime"]) == ("error", False, None)
+            for response in (client.get("/readyz"), client.post("/v1/predict", files={"file": photo("paper.jpg")})):
+                assert response.status_code == 503 and response.json()["code"] == "not_ready"
+                assert "refusing to serve wrong answers" in response.json()["message"]
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output
+
+
+def test_slow_inference_answers_504_and_the_server_recovers():
+    """A batch of 32 photos (64 model passes with flip TTA, about a second here) outlasts a 0.5 s timeout; one
+    photo (about 40 ms) does not: once the abandoned batch is done, the same server answers again."""
+    url, process = serve("--timeout", "0.5")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            batch = [("files", photo(p.name)) for p in sorted(EXAMPLES.glob("*.jpg"))] * 3
+            response = client.post("/v1/predict/batch", files=batch[:32])
+            assert (response.status_code, response.json()["code"]) == (504, "timeout")
+            deadline = time.monotonic() + 60  # the worker first finishes the batch nobody waits for any more
+            while (again := client.post("/v1/predict", files={"file": photo("paper.jpg")})).status_code == 504:
+                assert time.monotonic() < deadline, "the server never answered in time again"
+                time.sleep(0.5)
+            assert (again.status_code, again.json()["label"]) == (200, "paper")
+    finally:
+        stop(process)
