@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 PIP_PROGRESS := | grep -E '^(Collecting|Installing|Successfully)' || true
+# Test processes: the tests are CPU-bound (TensorFlow, ONNX Runtime, an emulator); one per core of a 2-core CI.
+TEST_WORKERS ?= 2
 
 .PHONY: setup dev app demo test lint clean
 
@@ -27,7 +29,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 $(DEV): pyproject.toml | $(BIN)/python
 	@echo "Installing Pilah with training, export and test tools into $(VENV) (the first time only; minutes)..."
 	$(BIN)/python -m pip install -e '.[dev]' $(PIP_PROGRESS)
-	@$(BIN)/python -c "import keras, pytest, importlinter" || { echo "installing the dev tools failed"; exit 1; }
+	@$(BIN)/python -c "import keras, pytest, xdist, importlinter" || { echo "installing the dev tools failed"; exit 1; }
 	touch $(INSTALLED) $(DEV)
 
 app: setup
@@ -42,7 +44,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache
