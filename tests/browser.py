@@ -133,9 +133,25 @@ _ARM_UPLOAD_TIMER = """([selector, text, timeoutMs]) => {
 }"""
 
 
+def wait_for_one(page, selector: str, timeout_ms: float = 180_000) -> None:
+    """Wait until exactly one element matches: a widget replaced by a rerun lingers until that rerun ends."""
+    script = "(selector) => document.querySelectorAll(selector).length === 1"
+    page.wait_for_function(script, arg=selector, timeout=timeout_ms)
+
+
+def wait_for_run_end(page, timeout_ms: int = 180_000) -> None:
+    """Until Streamlit's script run is over: no running icon, and no element left over from the previous run
+    (which Streamlit keeps, marked stale, until the new run has replaced it)."""
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+              && !document.querySelector('[data-stale="true"]')""",
+        timeout=timeout_ms,
+    )
+
+
 def timed_upload(page, selector: str, path: Path, text: str, timeout_ms: int = 180_000) -> float:
     """Upload `path` through the file input at `selector`; milliseconds until `text` is painted."""
-    page.locator(selector).wait_for(state="attached", timeout=timeout_ms)
+    wait_for_one(page, selector, timeout_ms)
     page.evaluate(_ARM_UPLOAD_TIMER, [selector, text, timeout_ms])
     page.locator(selector).set_input_files(path)
     return float(page.evaluate("window.__pilahUpload"))

@@ -191,7 +191,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv or args.json:
         results = track(results, len(paths), "predicting")
     if args.csv:
-        header = ["path", "label", "confidence", "uncertain", "error", *predictor.classes]
+        header = ["path", "label", "confidence", "uncertain", "grade", "error", *predictor.classes]
         write_csv(Path(args.csv), header, (_csv_row(r, predictor.classes) for r in results), atomic=False)
         return EXIT_OK
     for result in results:
@@ -201,16 +201,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _csv_row(result, classes: list[str]) -> list:
     if not result.label:
-        return [result.source, "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)]
+        return [result.source, "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)]
     probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
-    return [result.source, result.label, f"{result.confidence:.6f}", result.uncertain, "", *probabilities]
+    confidence = f"{result.confidence:.6f}"
+    return [result.source, result.label, confidence, result.uncertain, result.grade, "", *probabilities]
 
 
 def _describe_prediction(result) -> str:
     if result.error:
         return f"{result.source}: ERROR {result.error_code}: {result.error}"
     others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
-    flag = "  (uncertain)" if result.uncertain else ""
+    flag = {"sure": "", "likely": "  (likely)", "two": "  (one of the top two)", "none": "  (none fits)"}[result.grade]
     return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
 
 

@@ -107,6 +107,12 @@ class EvalConfig(Section):
     # Results below the confidence at which validation predictions are right this often are
     # flagged "uncertain" (the threshold is chosen on the validation split, after temperature scaling).
     confident_accuracy: float = Field(0.99, gt=0, le=1)
+    # The grades below "sure", chosen on validation too (`evaluation.metrics.doubt_grades`): "likely" answers (a
+    # clear lead over the second class) are right at least this often; "one of two" pairs hold the true class at
+    # least `pair_coverage` of the time; below, "none". (0.9 for likely left no such band on the bundled model:
+    # below "sure" its answers are right 75-84 % of the time whatever their confidence.)
+    likely_accuracy: float = Field(0.8, gt=0, le=1)
+    pair_coverage: float = Field(0.9, gt=0, le=1)
     # Test-time augmentation: predict each image and its left-right mirror and average the probabilities
     # (the seed trains with random flips). Off in the seed; it doubles the cost of a prediction. Evaluation,
     # the temperature, the model card and every prediction from the packaged model follow this setting.

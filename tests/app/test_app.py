@@ -20,11 +20,12 @@ CARD = MODEL.with_name(MODEL.name + ".json")
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="the bundled model is missing")
 
 
-def model_with_threshold(folder: Path, uncertain_below: float) -> Path:
-    """The bundled model under another card: 0.0 makes every answer sure, 1.0 every answer uncertain."""
+def model_with_grades(folder: Path, sure: float, likely: float = 1.0, two: float = 0.0) -> Path:
+    """The bundled model under another card whose thresholds force a grade: `sure` 0.0 makes every answer sure;
+    with `sure` 1.0, a `likely` lead of 0.0 makes it likely, `two` 0.0 one of two and `two` 2.0 none."""
     folder.mkdir()
     card = json.loads(CARD.read_text())
-    card["uncertain_below"] = uncertain_below
+    card["uncertain_below"], card["grades"] = sure, {"likely_margin": likely, "two_from": two}
     (folder / MODEL.name).symlink_to(MODEL)
     (folder / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
     (folder / CARD.name).write_text(json.dumps(card))
@@ -33,12 +34,7 @@ def model_with_threshold(folder: Path, uncertain_below: float) -> Path:
 
 @pytest.fixture(scope="module")
 def sure_model(tmp_path_factory) -> Path:
-    return model_with_threshold(tmp_path_factory.mktemp("models") / "sure", 0.0)
-
-
-@pytest.fixture(scope="module")
-def unsure_model(tmp_path_factory) -> Path:
-    return model_with_threshold(tmp_path_factory.mktemp("models") / "unsure", 1.0)
+    return model_with_grades(tmp_path_factory.mktemp("models") / "sure", 0.0)
 
 
 def start(monkeypatch, model: Path) -> AppTest:
@@ -49,8 +45,12 @@ def start(monkeypatch, model: Path) -> AppTest:
     return at
 
 
+def uploader(at: AppTest):
+    return at.file_uploader(key="uploads")
+
+
 def upload(at: AppTest, *names: str) -> AppTest:
-    at.file_uploader(key="uploads").set_value([(n, (EXAMPLES / n).read_bytes(), "image/jpeg") for n in names])
+    uploader(at).set_value([(n, (EXAMPLES / n).read_bytes(), "image/jpeg") for n in names])
     at.run()
     assert not at.exception, at.exception
     return at
@@ -58,52 +58,59 @@ def upload(at: AppTest, *names: str) -> AppTest:
 
 def shown(at: AppTest) -> str:
     """All the text on the page, to assert on what a person would read."""
-    kinds = ("markdown", "success", "warning", "error", "info", "subheader", "title")
+    kinds = ("markdown", "success", "warning", "error", "info", "subheader", "title", "caption")
     parts = [e.value for kind in kinds for e in getattr(at, kind)]
     return "\n".join(map(str, parts))
 
 
-def test_upload_shows_class_confidence_and_disposal_advice_in_bahasa_indonesia(monkeypatch, sure_model):
+def test_the_verdict_comes_first_and_the_details_fold_below(monkeypatch, sure_model):
     at = start(monkeypatch, sure_model)
     assert at.radio(key="language").value == "id"
     upload(at, "battery.jpg")
-    (result,) = at.success
-    assert "Baterai" in result.value and "Keyakinan" in result.value
-    page = shown(at)
-    advice = guidance.guidance("battery", "id")
-    assert "B3 (bahan berbahaya dan beracun)" in page
-    assert advice.prepare[0] in page and advice.where[0] in page and advice.dont[0] in page
-    assert len(at.get("vega_lite_chart")) >= 1  # the sorted confidence chart
     prediction = at.session_state["latest"][0].prediction
-    assert prediction.label == "battery"
-    assert len(prediction.probabilities) == 12
+    assert prediction.label == "battery" and len(prediction.probabilities) == 12
+    t, advice = guidance.texts("id"), guidance.guidance("battery", "id")
+    headings = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert headings == ["### ⚠️ Baterai"]
+    assert any(t["streams"]["b3"] in m.value and advice.where[0] in m.value for m in at.markdown)
+    (sure,) = at.success
+    expected = f"{prediction.confidence * 100:.1f}".replace(".", ",") + " %"  # Indonesian decimal comma
+    assert sure.value == t["grade_sure"].format(confidence=expected)
+    (details,) = [e for e in at.expander if e.label == t["details"]]
+    inside = "\n".join(m.value for m in details.markdown)
+    assert advice.prepare[0] in inside and advice.dont[0] in inside
+    assert len(details.get("vega_lite_chart")) == 1  # the confidence chart, folded away
 
 
-def test_several_uploads_fill_history_and_statistics_once_each(monkeypatch, sure_model):
+def test_several_uploads_newest_first_once_each_in_the_history(monkeypatch, sure_model):
     at = start(monkeypatch, sure_model)
     upload(at, "battery.jpg", "clothes.jpg", "shoes.jpg")
-    assert len(at.success) == 3
-    entries = at.session_state["history"]
-    assert [e.source for e in entries] == ["battery.jpg", "clothes.jpg", "shoes.jpg"]
-    at.run()  # a rerun (any click) must not classify the same uploads again
+    assert [e.source for e in at.session_state["history"]] == ["battery.jpg", "clothes.jpg", "shoes.jpg"]
+    captions = [c.value for c in at.caption if c.value.startswith("Hasil untuk")]
+    assert captions == ["Hasil untuk shoes.jpg", "Hasil untuk clothes.jpg", "Hasil untuk battery.jpg"]  # newest first
+    at.run()  # a rerun (any click) classifies nothing again
     assert len(at.session_state["history"]) == 3
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Total prediksi"] == "3"
+    assert metrics["Total prediksi"] == "3" and metrics["Belum yakin"] == "0"
     predictor = Predictor(sure_model)  # the same photos through a predictor of our own, not the app's history
     average = sum(predictor.predict(EXAMPLES / name).confidence for name in ("battery.jpg", "clothes.jpg", "shoes.jpg"))
-    assert metrics["Rata-rata keyakinan"] == f"{average / 3:.1%}"
+    assert metrics["Rata-rata keyakinan"] == f"{average / 3 * 100:.1f}".replace(".", ",") + " %"
     table = at.dataframe[0].value
     assert list(table["Berkas"]) == ["shoes.jpg", "clothes.jpg", "battery.jpg"]  # newest first
+    assert list(table["Kelas"]) == ["Sepatu", "Pakaian", "Baterai"]
     assert all(str(src).startswith("data:image/png;base64,") for src in table["Foto"])
 
 
-def test_camera_photo_is_classified(monkeypatch, sure_model):
+def test_a_camera_shot_gets_a_short_title(monkeypatch, sure_model):
     at = start(monkeypatch, sure_model)
-    at.camera_input(key="camera").set_value(("camera.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
+    camera = at.get("camera_input")[0]
+    camera.set_value(("camera-image-0123456789abcdef.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
     at.run()
     assert not at.exception
-    assert at.session_state["history"][-1].source == "camera.jpg"
-    assert "Pakaian" in at.success[0].value
+    assert at.session_state["history"][-1].source == "Foto kamera 1"
+    assert [w.key for w in at.get("camera_input")] == ["camera-1"]  # a new, empty camera for the next shot
+    assert "Hasil untuk Foto kamera 1" in shown(at)
+    assert any("Pakaian" in m.value for m in at.markdown if m.value.startswith("### "))
 
 
 def test_example_photo_button(monkeypatch, sure_model):
@@ -119,24 +126,47 @@ def test_language_switch_translates_everything_and_keeps_history(monkeypatch, su
     upload(at, "battery.jpg")
     at.radio(key="language").set_value("en")
     at.run()
-    assert "Battery" in at.success[0].value and "Confidence" in at.success[0].value
+    confidence = at.session_state["latest"][0].prediction.confidence
+    assert at.success[0].value == f"Sure · confidence {confidence * 100:.1f}%"  # English decimal point
     page = shown(at)
-    assert "Hazardous (B3)" in page and guidance.guidance("battery", "en").prepare[0] in page
+    assert "### ⚠️ Battery" in page and "Hazardous (B3)" in page
+    assert guidance.guidance("battery", "en").where[0] in page
     assert "Total predictions" in {m.label for m in at.metric}
+    assert "Hasil" not in page and "Keyakinan" not in page  # no Indonesian left
     assert len(at.session_state["history"]) == 1
 
 
-def test_uncertain_result_shows_top_three_and_retake_advice_not_a_fact(monkeypatch, unsure_model):
-    at = start(monkeypatch, unsure_model)
-    upload(at, "paper.jpg")
-    assert not at.success  # no result is stated as fact
-    (warning,) = at.warning
+@pytest.mark.parametrize(
+    ("grade", "thresholds"),
+    [("likely", (1.0, 0.0, 0.0)), ("two", (1.0, 1.0, 0.0)), ("none", (1.0, 1.0, 2.0))],
+)
+def test_doubt_is_graded_shown_as_such_and_never_counted_as_a_class(monkeypatch, tmp_path, grade, thresholds):
+    at = start(monkeypatch, model_with_grades(tmp_path / grade, *thresholds))
+    upload(at, "brown-glass.jpg")
+    prediction = at.session_state["latest"][0].prediction
+    assert prediction.grade == grade and not at.success  # nothing is stated as a sure fact
     t = guidance.texts("id")
-    assert t["uncertain_title"] in warning.value and t["retake_tips"] in warning.value
-    top3 = at.session_state["latest"][0].prediction.top_k[:3]
-    for label, _ in top3:
-        assert t["classes"][label] in warning.value
-    assert any(e.label.startswith(t["guess_prefix"]) for e in at.expander)
+    (first, _), (second, _) = prediction.top_k[:2]
+    headings = [m.value for m in at.markdown if m.value.startswith("#")]
+    metrics = {m.label: m.value for m in at.metric}
+    table = at.dataframe[0].value
+    if grade == "likely":
+        assert headings[0].endswith(t["probably"].format(name=t["classes"][first]))
+        assert t["grade_likely"].split("{")[0] in at.info[0].value
+        assert metrics["Belum yakin"] == "0"  # a likely answer counts as its class
+        assert list(table["Kelas"]) == [t["probably"].format(name=t["classes"][first])]
+    elif grade == "two":
+        pair = t["between"].format(a=t["classes"][first], b=t["classes"][second])
+        assert headings == [f"#### {pair}"]
+        (warning,) = at.warning
+        assert guidance.pair_tip(first, second, "id") in warning.value
+        assert {first, second} == {"brown-glass", "green-glass"}  # and the tip is the one for these two glasses
+        assert "kaca cokelat" in warning.value.lower()
+        assert metrics["Belum yakin"] == "1" and list(table["Kelas"]) == [pair]
+    else:
+        assert headings == [f"#### {t['none_title']}"]
+        assert t["retake_tips"] in at.warning[0].value
+        assert metrics["Belum yakin"] == "1" and list(table["Kelas"]) == [t["none_title"]]
 
 
 def bad_files() -> list[tuple[str, bytes]]:
@@ -157,7 +187,7 @@ def test_bad_files_get_a_friendly_message_and_history_is_kept(monkeypatch, sure_
     at.radio(key="language").set_value(language)
     upload(at, "battery.jpg")
     files = bad_files()
-    at.file_uploader(key="uploads").set_value([(n, data, "image/jpeg") for n, data in files])
+    uploader(at).set_value([(n, data, "image/jpeg") for n, data in files])
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -165,7 +195,7 @@ def test_bad_files_get_a_friendly_message_and_history_is_kept(monkeypatch, sure_
     t = guidance.texts(language)
     codes = ["empty", "not_an_image", "corrupt", "unsupported", "too_large_upload", "too_large", "too_small"]
     codes.append("bad_aspect_ratio")
-    for message, code in zip(errors, codes, strict=True):
+    for message, code in zip(errors, reversed(codes), strict=True):  # the newest first
         assert t["errors"][code].format(limit=MAX_UPLOAD_MB) in message
     assert [e.source for e in at.session_state["history"]] == ["battery.jpg"]  # nothing lost
     upload(at, "shoes.jpg")  # and the app goes on working
@@ -194,12 +224,14 @@ def test_gradcam_heatmap_on_request(monkeypatch, sure_model, keras_file):
     assert len(at.get("image")) == images_before + 1
 
 
-def test_model_info_shows_the_model_card(monkeypatch):
+def test_model_info_speaks_to_households_and_names_its_runtime(monkeypatch):
     at = start(monkeypatch, MODEL)
     card = json.loads(CARD.read_text())
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Akurasi uji"] == f"{card['metrics']['splits']['test']['accuracy']:.2%}"
-    assert "Kaggle" in shown(at)
+    page = shown(at)
+    accuracy = f"{card['metrics']['splits']['test']['accuracy'] * 100:.1f}".replace(".", ",") + " %"
+    assert f"Benar pada {accuracy} dari 3038 foto uji" in " ".join(m.value for m in at.markdown)
+    assert "F1" not in page and "Macro" not in page  # no statistics jargon for households
+    assert "lisensinya lihat halaman itu" in page  # the data source, translated
     running = " ".join(c.value for c in at.caption)
     assert f"{MODEL.name}, ekspor onnx int8 dari {KERAS_MODEL.name}" in running
     assert "Dijalankan oleh onnxruntime" in running and "graph optimisation all" in running
@@ -215,7 +247,7 @@ def test_a_model_whose_runtimes_all_answer_wrong_is_refused_with_a_message(monke
     at = start(monkeypatch, broken)
     (message,) = [e.value for e in at.error]
     assert "tidak dapat dipakai di komputer ini" in message and "refusing to serve wrong answers" in message
-    assert not at.file_uploader  # nothing to classify with
+    assert not at.header  # the page stops there: no results, no history
 
 
 def test_texts_and_guidance_are_complete_in_both_languages():
@@ -246,14 +278,13 @@ def test_upload_limits_are_the_same_for_pilah_app_and_the_cloud():
     assert config["server"]["maxUploadSize"] == STREAMLIT_MAX_UPLOAD_MB > 2 * MAX_UPLOAD_MB
 
 
-def test_the_shipped_threshold_decides_what_is_sure(monkeypatch):
-    """With the bundled card (uncertain below 0.920), the trash example (68 %) is 'not sure', battery (99 %) sure."""
+def test_the_shipped_thresholds_decide_what_is_sure(monkeypatch):
+    """With the bundled card (sure from 0.920), battery (99 %) is sure and the trash example (68 %) is not."""
     card = json.loads(CARD.read_text())
     assert card["uncertain_below"] == pytest.approx(0.92, abs=0.005)
     at = start(monkeypatch, MODEL)
     upload(at, "trash.jpg", "battery.jpg")
-    t = guidance.texts("id")
-    (warning,) = [w.value for w in at.warning]
-    assert t["uncertain_title"] in warning and "92%" in warning  # the threshold, as the card states it
+    grades = {o.source: o.prediction.grade for o in at.session_state["latest"]}
+    assert grades["battery.jpg"] == "sure" and grades["trash.jpg"] != "sure"
     (success,) = [s.value for s in at.success]
-    assert t["classes"]["battery"] in success
+    assert success.startswith("Yakin")

@@ -58,6 +58,23 @@ def test_uncertainty_threshold_keeps_the_confident_part_accurate():
     assert ev.uncertainty_threshold(probs[3:4], labels[3:4], 0.99) == 1.0
 
 
+def test_doubt_grades_by_hand():
+    probs = np.array(
+        [
+            [0.95, 0.03, 0.02],  # sure
+            [0.80, 0.15, 0.05],  # leads by 0.65, right
+            [0.70, 0.20, 0.10],  # leads by 0.50, wrong; the truth is second
+            [0.60, 0.35, 0.05],  # leads by 0.25, wrong; the truth is second
+            [0.50, 0.45, 0.05],  # leads by 0.05, right
+            [0.40, 0.35, 0.25],  # leads by 0.05, wrong; the truth is third
+        ]
+    )
+    labels = np.array([0, 0, 1, 1, 0, 2])
+    grades = ev.doubt_grades(probs, labels, sure_from=0.9, likely_accuracy=1.0, pair_coverage=1.0)
+    assert grades["likely_margin"] == pytest.approx(0.65)  # only the lead of 0.65 is always right
+    assert grades["two_from"] == pytest.approx(0.90)  # pairs summing to 0.90 or more always hold the truth
+
+
 def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp_path: Path):
     pilah("package", trained_run, "--out", tmp_path, "--name", "tiny")
     card = json.loads((tmp_path / "tiny.json").read_text())

@@ -47,7 +47,7 @@ def test_fast_model_is_the_export_of_the_bundled_model():
     assert fast["export"]["source"] == MODEL.name
     assert fast["export"]["source_sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
     assert (fast["export"]["format"], fast["export"]["quantize"]) == ("onnx", "int8")
-    shared = ("classes", "temperature", "uncertain_below", "flip_tta", "metrics", "self_check")
+    shared = ("classes", "temperature", "uncertain_below", "grades", "flip_tta", "metrics", "self_check")
     assert {k: fast[k] for k in shared} == {k: card[k] for k in shared}  # one model, one set of reference answers
     assert FAST_MODEL.stat().st_size < 100 * 1024 * 1024
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import KERAS_MODEL, SAMPLE, pilah
+from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, SAMPLE, pilah
 from pilah.errors import ModelNotFoundError
 from pilah.images import load_rgb
-from pilah.inference.predictor import Predictor
+from pilah.inference.predictor import GRADES, Predictor
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +83,18 @@ def test_cli_csv_has_one_row_per_file_and_an_error_column(trained_run: Path, tmp
     pilah("predict", "--model", trained_run / "best.keras", folder, "--csv", out, "--batch-size", "4")
     rows = list(csv.reader(out.open()))
     classes = json.loads((trained_run / "labels.json").read_text())
-    assert rows[0] == ["path", "label", "confidence", "uncertain", "error", *classes]
+    assert rows[0] == ["path", "label", "confidence", "uncertain", "grade", "error", *classes]
     assert len(rows) == 7
     broken = next(r for r in rows[1:] if r[0].endswith("broken.jpg"))
-    assert broken[1] == "" and broken[4].startswith("corrupt")
+    assert broken[1] == "" and broken[5].startswith("corrupt")
     for row in rows[1:]:
-        if row[4]:
+        if row[5]:
             continue
-        probs = [float(x) for x in row[5:]]
+        probs = [float(x) for x in row[6:]]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert row[1] == classes[int(np.argmax(probs))]
         assert float(row[2]) == pytest.approx(max(probs), abs=1e-6)
-        assert row[3] in ("True", "False")
+        assert row[3] in ("True", "False") and row[4] in GRADES and (row[3] == "True") == (row[4] != "sure")
 
 
 def test_cli_json_lines(trained_run: Path):
@@ -129,3 +129,12 @@ def test_cli_max_pixels_refuses_big_images_and_goes_on(trained_run: Path, tmp_pa
     pilah("predict", "--model", model, "--max-pixels", "100000", "--csv", out, tmp_path / "big.png", small)
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["error"].startswith("too_large") and rows[1]["error"] == "" and rows[1]["label"]
+
+
+def test_grades_follow_the_model_cards_thresholds():
+    predictor = Predictor(INT8_MODEL)
+    predictor.uncertain_below, predictor.likely_margin, predictor.two_from = 0.9, 0.5, 0.6
+    assert [predictor.grade(*pair) for pair in ((0.95, 0.03), (0.8, 0.1), (0.5, 0.3), (0.3, 0.2))] == list(GRADES)
+    result = predictor.predict(EXAMPLES / "brown-glass.jpg")  # 49 % against 47 %: one of two
+    assert (result.grade, result.uncertain) == ("two", True)
+    assert result.to_dict()["grade"] == "two"

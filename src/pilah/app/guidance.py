@@ -53,3 +53,15 @@ def error_message(code: str | None, language: str) -> str:
     """A friendly message for an `ImageError` reason code; unknown codes get a generic one."""
     errors = texts(language)["errors"]
     return errors.get(code or "other", errors["other"])
+
+
+def percent(value: float, language: str) -> str:
+    """A probability as people read it, one decimal: "99,3 %" in Bahasa Indonesia, "99.3%" in English."""
+    text = f"{value * 100:.1f}"
+    return f"{text.replace('.', ',')} %" if language == "id" else f"{text}%"
+
+
+def pair_tip(first: str, second: str, language: str) -> str:
+    """What tells two classes apart when the model hesitates between them (a generic tip for other pairs)."""
+    tips = texts(language)["pair_tips"]
+    return tips.get("|".join(sorted((first, second))), tips["other"])

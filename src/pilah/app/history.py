@@ -18,11 +18,17 @@ THUMBNAIL_SIDE = 96
 @dataclass(frozen=True)
 class Entry:
     time: datetime
-    source: str
-    label: str
+    source: str  # what the page called the photo: its file name, or "Camera photo 2"
+    label: str  # the most likely class
     confidence: float
-    uncertain: bool
+    grade: str  # sure, likely, two (one of `label` and `second`) or none (see `pilah.inference.predictor`)
+    second: str  # the runner-up class
     thumbnail: str  # a PNG data URL, small enough to keep many in a session
+
+    @property
+    def counted(self) -> bool:
+        """Whether the statistics count this photo as its class: not when Pilah was unsure or saw no class."""
+        return self.grade in ("sure", "likely")
 
     @property
     def time_text(self) -> str:
@@ -41,23 +47,47 @@ def thumbnail(image: Image.Image) -> str:
 class Statistics:
     total: int
     average_confidence: float
-    per_class: dict[str, int]
+    per_class: dict[str, int]  # counted photos only
+    unsure: int  # photos not counted as a class
 
 
 def statistics(entries: list[Entry]) -> Statistics:
     if not entries:
-        return Statistics(0, 0.0, {})
-    counts = Counter(e.label for e in entries)
+        return Statistics(0, 0.0, {}, 0)
+    counts = Counter(e.label for e in entries if e.counted)
     return Statistics(
         total=len(entries),
         average_confidence=sum(e.confidence for e in entries) / len(entries),
         per_class=dict(counts.most_common()),
+        unsure=sum(not e.counted for e in entries),
     )
 
 
-def to_csv(entries: list[Entry]) -> str:
-    """One row per prediction, oldest first: time (ISO 8601), file, class, confidence, uncertain."""
+def answer_text(entry: Entry, t: dict) -> str:
+    """The answer in the history's words: the class, "probably" the class, one of two, or none."""
+    name = t["classes"].get(entry.label, entry.label)
+    if entry.grade == "sure":
+        return name
+    if entry.grade == "likely":
+        return t["probably"].format(name=name)
+    if entry.grade == "two":
+        return t["between"].format(a=name, b=t["classes"].get(entry.second, entry.second))
+    return t["none_title"]
+
+
+def to_csv(entries: list[Entry], t: dict) -> str:
+    """One row per photo, oldest first, in the page's language: time (ISO 8601), file, the answer, how sure, the
+    class code (stable English names, for programs) and the confidence (a plain decimal, for spreadsheets)."""
     rows = [
-        (e.time.isoformat(timespec="seconds"), e.source, e.label, f"{e.confidence:.4f}", e.uncertain) for e in entries
+        (
+            e.time.isoformat(timespec="seconds"),
+            e.source,
+            answer_text(e, t),
+            t["grade_names"][e.grade],
+            e.label,
+            f"{e.confidence:.4f}",
+        )
+        for e in entries
     ]
-    return csv_text(("time", "file", "label", "confidence", "uncertain"), rows)
+    header = [t["csv"][key] for key in ("time", "file", "answer", "grade", "class_code", "confidence")]
+    return csv_text(header, rows)

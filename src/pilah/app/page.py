@@ -1,7 +1,8 @@
 """The Streamlit app: photograph or upload a piece of waste, learn what it is and how to dispose of it.
 
-Start it with `pilah app` (or `streamlit run streamlit_app.py`). This file is only the page: the
-model is `Predictor`, the words are `guidance` (YAML data files), the history is `history`.
+Start it with `pilah app` (or `streamlit run streamlit_app.py`). This file is only the page: the model is
+`Predictor`, the words are `guidance` (YAML data files), the history is `history`. Phone first: the verdict comes
+right under the photo picker (which shows only the newest upload), details fold below it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from pilah.app import guidance, history
+from pilah.app.guidance import percent
 from pilah.errors import ImageError, ModelNotFoundError, SelfCheckError
 from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image, to_array
 from pilah.inference.predictor import MODEL_ENV, Prediction, Predictor
@@ -28,11 +30,34 @@ if TYPE_CHECKING:
     from pilah.inference.gradcam import GradCam
 
 MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # per file; checked here, so the message is in the chosen language
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"]
 EXAMPLES = examples_dir()
-# Streamlit's uploader states its own cap ("200MB per file") in English; the label states ours, translated.
-HIDE_STREAMLIT_UPLOAD_CAP = '<style>[data-testid="stFileUploaderDropzoneInstructions"] {display: none}</style>'
 STREAM_COLOURS = {"organik": "green", "anorganik": "blue", "b3": "red", "residu": "gray", "tekstil": "violet"}
+STREAM_ICONS = {"organik": "🍂", "anorganik": "♻️", "b3": "⚠️", "residu": "🗑️", "tekstil": "👕"}
+NARROW = "(max-width: 640px)"  # a phone: the history becomes a list
+
+
+def page_style(t: dict) -> str:
+    """CSS: Streamlit's own English labels replaced by ours (or hidden), and the history's two layouts."""
+    return f"""<style>
+[data-testid="stFileUploaderDropzoneInstructions"] {{display: none}}
+[data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"] [data-testid="stMarkdownContainer"] {{
+  display: none}}
+[data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"]::after {{
+  content: "{t["upload_button"]}"}}
+[data-testid="stCameraInputButton"] {{font-size: 0}}
+[data-testid="stCameraInputButton"]::after {{content: "{t["camera_button"]}"; font-size: 1rem}}
+[data-testid="stStatusWidget"] {{display: none}}
+[data-testid="stFileChips"] {{flex-wrap: nowrap}}  /* the newest upload's chip and "+" on one row */
+[data-testid="stFileChips"] > div > div:not(:last-child) {{display: none}}  /* one chip: the newest upload */
+@media {NARROW} {{
+  .st-key-history-table {{display: none}}
+  [data-testid="stMainBlockContainer"] {{padding-top: 3.5rem}}  /* just under the header bar */
+  h1 {{font-size: 1.6rem !important; padding-bottom: 0.25rem}}
+  h4 {{font-size: 1.2rem !important}}  /* "brown glass or green glass?" on one line */
+}}
+@media not all and {NARROW} {{ .st-key-history-list {{display: none}} }}
+</style>"""
 
 
 @dataclass
@@ -40,6 +65,7 @@ class Outcome:
     """One classified input, kept in the session so results survive reruns (e.g. a language switch)."""
 
     source: str
+    title: str  # what the page calls it: the file name, or "Camera photo 2"
     prediction: Prediction | None = None
     image: np.ndarray | None = None  # the 224x224 RGB input the model saw, for Grad-CAM
     error_code: str | None = None
@@ -66,106 +92,130 @@ def load_gradcam(keras_path: Path, _predictor: Predictor) -> GradCam:
     return GradCam(model)
 
 
-def classify(predictor: Predictor, source: str, data: bytes) -> Outcome:
+def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outcome:
     """Decode and classify one upload; a bad file becomes an Outcome with an error code."""
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        return Outcome(source, error_code="too_large_upload")
+        return Outcome(source, title, error_code="too_large_upload")
     try:
         image = open_image(data, predictor.max_pixels)
         array = to_array(image, predictor.image_size)
     except ImageError as error:
-        return Outcome(source, error_code=error.code)
+        return Outcome(source, title, error_code=error.code)
     prediction = predictor.predict(array)
     prediction.source = source
+    second = prediction.top_k[1] if len(prediction.top_k) > 1 else ("", 0.0)
     st.session_state.history.append(
         history.Entry(
             datetime.now(),
-            source,
+            title,
             prediction.label or "",
             prediction.confidence,
-            prediction.uncertain,
+            prediction.grade or "sure",
+            second[0],
             history.thumbnail(image),
         )
     )
-    return Outcome(source, prediction, array)
+    return Outcome(source, title, prediction, array)
 
 
 def init_state() -> None:
     st.session_state.setdefault("history", [])
-    st.session_state.setdefault("seen", set())  # uploads already classified (file ids)
     st.session_state.setdefault("latest", [])
     st.session_state.setdefault("language", guidance.DEFAULT_LANGUAGE)
+    st.session_state.setdefault("seen", set())  # uploads already classified (file ids)
+    st.session_state.setdefault("camera_shots", 0)  # also part of the camera's key: a new key empties it
 
 
-def new_uploads(files) -> list:
-    fresh = [f for f in files if f is not None and f.file_id not in st.session_state.seen]
-    st.session_state.seen.update(f.file_id for f in fresh)
-    return fresh
+def render_header(t: dict) -> None:
+    st.title(t["title"])
+    st.radio(
+        t["language_label"],
+        guidance.LANGUAGES,
+        format_func=lambda code: guidance.texts(code)["language_name"],
+        horizontal=True,
+        key="language",
+        label_visibility="collapsed",
+    )
 
 
-def render_inputs(t: dict, predictor: Predictor) -> None:
+def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
+    """The pickers; returns the new inputs as (source, title, bytes), and whether one came from the camera."""
     upload_tab, camera_tab, example_tab = st.tabs([t["tab_upload"], t["tab_camera"], t["tab_example"]])
     with upload_tab:
         label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
         files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     with camera_tab:
-        photo = st.camera_input(t["camera_label"], key="camera")
+        photo = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
     with example_tab:
         examples = sorted(EXAMPLES.glob("*.jpg")) if EXAMPLES.is_dir() else []
         chosen = st.selectbox(
-            t["example_label"],
-            examples,
-            format_func=lambda p: t["classes"].get(p.stem, p.stem),
-            key="example",
+            t["example_label"], examples, format_func=lambda p: t["classes"].get(p.stem, p.stem), key="example"
         )
         example_clicked = st.button(t["example_button"], key="classify_example", disabled=not examples)
-    fresh = [(f.name, f.getvalue()) for f in new_uploads([*(files or []), photo])]
+    new_files = [f for f in files or [] if f.file_id not in st.session_state.seen]  # a rerun classifies nothing
+    st.session_state.seen.update(f.file_id for f in new_files)
+    fresh = [(f.name, f.name, f.getvalue()) for f in new_files]
+    if photo is not None:
+        st.session_state.camera_shots += 1  # also a new camera key: the next run shows an empty camera
+        fresh.append((photo.name, t["camera_title"].format(n=st.session_state.camera_shots), photo.getvalue()))
     if example_clicked and chosen is not None:
-        fresh.append((chosen.name, chosen.read_bytes()))
-    if fresh:
-        st.session_state.latest = [classify(predictor, name, data) for name, data in fresh]
+        fresh.append((chosen.name, chosen.name, chosen.read_bytes()))
+    return fresh, photo is not None
 
 
 def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predictor: Predictor) -> None:
     if outcome.prediction is None:
         message = guidance.error_message(outcome.error_code, language).format(limit=MAX_UPLOAD_MB)
-        st.error(f"**{t['error_title'].format(name=outcome.source)}**  \n{message}")
+        st.error(f"**{t['error_title'].format(name=outcome.title)}**  \n{message}")
         return
     p = outcome.prediction
-    name = t["classes"].get(p.label, p.label)
-    st.subheader(t["result_for"].format(name=outcome.source))
-    picture, words = st.columns([1, 2])
-    picture.image(outcome.image, width=224)  # the size the model saw
-    with words:
-        if p.uncertain:
-            top3 = "\n".join(f"1. {t['classes'].get(k, k)} — {v:.0%}" for k, v in p.top_k[:3])
-            body = t["uncertain_body"].format(
-                confidence=f"{p.confidence:.0%}", threshold=f"{predictor.uncertain_below:.0%}"
-            )
-            st.warning(f"**{t['uncertain_title']}**  \n{body}\n\n{top3}\n\n{t['retake_tips']}")
+    with st.container(border=True, key=f"verdict-{index}"):
+        st.caption(t["result_for"].format(name=outcome.title))
+        render_verdict(p, t, language)
+    with st.expander(t["details"]):
+        st.image(outcome.image, width=160)  # the photo as the model saw it
+        if p.grade in ("sure", "likely"):
+            render_steps(guidance.guidance(p.label, language), t)
+        st.altair_chart(probability_chart(p, t, language), width="stretch")
+        render_gradcam(index, outcome, t, predictor)
+
+
+def render_verdict(p: Prediction, t: dict, language: str) -> None:
+    """The answer in a few lines: what it is, its waste stream, where it goes, and how sure Pilah is."""
+    name = t["classes"][p.label]
+    confidence = percent(p.confidence, language)
+    if p.grade in ("sure", "likely"):
+        icon = STREAM_ICONS[guidance.guidance(p.label, language).stream]
+        headline = name if p.grade == "sure" else t["probably"].format(name=name)
+        st.markdown(f"### {icon} {headline}")
+        st.markdown(stream_line(p.label, t, language))
+        if p.grade == "sure":
+            st.success(t["grade_sure"].format(confidence=confidence))
         else:
-            st.success(f"**{name}** — {t['confidence']} {p.confidence:.1%}")
-    render_guidance(p, t, language)
-    st.altair_chart(probability_chart(p, t), width="stretch")
-    keras_path = source_model(predictor.model_path, predictor.metadata)
-    if keras_path is None:
+            st.info(t["grade_likely"].format(confidence=confidence))
         return
-    if not keras_installed():  # the default install runs the ONNX model only: say how to get the heatmap
-        st.caption(t["gradcam_unavailable"])
+    if p.grade == "two":
+        (first, p1), (second, p2) = p.top_k[:2]
+        a, b = t["classes"][first], t["classes"][second]
+        st.markdown(f"#### {t['between'].format(a=a, b=b)}")
+        body = t["grade_two"].format(a=a, pa=percent(p1, language), b=b, pb=percent(p2, language))
+        st.warning(f"{body}  \n{guidance.pair_tip(first, second, language)}")
+        st.markdown(
+            "\n".join(f"- **{t['classes'][label]}**: {stream_line(label, t, language)}" for label in (first, second))
+        )
         return
-    if st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
-        with st.spinner(t["gradcam_loading"]):
-            overlay = load_gradcam(keras_path, predictor).overlay(outcome.image, predictor.classes.index(p.label))
-        st.image(overlay, caption=t["gradcam_caption"], width=320)
+    st.markdown(f"#### {t['none_title']}")
+    st.warning(f"{t['grade_none'].format(confidence=confidence, name=name)}  \n{t['retake_tips']}")
 
 
-def render_guidance(p: Prediction, t: dict, language: str) -> None:
-    if p.label not in guidance.guided_classes():
-        return
-    advice = guidance.guidance(p.label, language)
-    stream = t["streams"][advice.stream]
+def stream_line(label: str, t: dict, language: str) -> str:
+    """The class's waste stream as a coloured badge, and where it goes, in one line."""
+    advice = guidance.guidance(label, language)
+    return f":{STREAM_COLOURS[advice.stream]}-badge[{t['streams'][advice.stream]}] {advice.where[0]}"
+
+
+def render_steps(advice: guidance.Guidance, t: dict) -> None:
     body = [
-        f":{STREAM_COLOURS[advice.stream]}-badge[{t['stream_label']}: {stream}]",
         advice.summary,
         f"**{t['prepare_label']}**",
         *[f"- {line}" for line in advice.prepare],
@@ -175,18 +225,29 @@ def render_guidance(p: Prediction, t: dict, language: str) -> None:
         *[f"- {line}" for line in advice.dont],
         f"*{t['local_rules']}*",
     ]
-    if p.uncertain:  # a guess is never shown as a fact: the advice sits behind the word "possibly"
-        with st.expander(f"{t['guess_prefix']}: {t['classes'].get(p.label, p.label)}"):
-            st.markdown("\n\n".join(body))
-    else:
-        st.markdown("\n\n".join(body))
+    st.markdown("\n\n".join(body))
 
 
-def probability_chart(p: Prediction, t: dict) -> alt.Chart:
+def render_gradcam(index: int, outcome: Outcome, t: dict, predictor: Predictor) -> None:
+    keras_path = source_model(predictor.model_path, predictor.metadata)
+    if keras_path is None:
+        return
+    if not keras_installed():  # the default install runs the ONNX model only: say how to get the heatmap
+        st.caption(t["gradcam_unavailable"])
+        return
+    p = outcome.prediction
+    if st.toggle(t["gradcam_toggle"], key=f"gradcam-{index}-{outcome.source}"):
+        with st.spinner(t["gradcam_loading"]):
+            overlay = load_gradcam(keras_path, predictor).overlay(outcome.image, predictor.classes.index(p.label))
+        st.image(overlay, caption=t["gradcam_caption"], width=320)
+
+
+def probability_chart(p: Prediction, t: dict, language: str) -> alt.Chart:
     table = pd.DataFrame(
         {
             t["class"]: [t["classes"].get(k, k) for k in p.probabilities],
             t["probability"]: list(p.probabilities.values()),
+            "text": [percent(v, language) for v in p.probabilities.values()],
         }
     )
     return (
@@ -195,12 +256,12 @@ def probability_chart(p: Prediction, t: dict) -> alt.Chart:
         .encode(
             x=alt.X(f"{t['probability']}:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             y=alt.Y(f"{t['class']}:N", sort="-x"),
-            tooltip=[t["class"], alt.Tooltip(f"{t['probability']}:Q", format=".1%")],
+            tooltip=[t["class"], alt.Tooltip("text:N", title=t["probability"])],
         )
     )
 
 
-def render_history(t: dict) -> None:
+def render_history(t: dict, language: str) -> None:
     entries: list[history.Entry] = st.session_state.history
     st.header(t["history_title"])
     if not entries:
@@ -208,32 +269,40 @@ def render_history(t: dict) -> None:
         return
     stats = history.statistics(entries)
     st.subheader(t["stats_title"])
-    total, average = st.columns(2)
+    total, counted, unsure = st.columns(3)
     total.metric(t["stat_total"], stats.total)
-    average.metric(t["stat_avg_confidence"], f"{stats.average_confidence:.1%}")
-    names = [t["classes"].get(k, k) for k in stats.per_class]
-    counts = pd.DataFrame({t["class"]: names, t["stat_per_class"]: list(stats.per_class.values())})
-    st.bar_chart(counts, x=t["class"], y=t["stat_per_class"], horizontal=True)
-    table = pd.DataFrame(
-        {
-            t["col_image"]: [e.thumbnail for e in reversed(entries)],
-            t["col_time"]: [e.time_text for e in reversed(entries)],
-            t["col_file"]: [e.source for e in reversed(entries)],
-            t["class"]: [t["classes"].get(e.label, e.label) for e in reversed(entries)],
-            t["confidence"]: [e.confidence for e in reversed(entries)],
-        }
-    )
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            t["col_image"]: st.column_config.ImageColumn(),
-            t["confidence"]: st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
-        },
-    )
+    counted.metric(t["stat_avg_confidence"], percent(stats.average_confidence, language))
+    unsure.metric(t["stat_unsure"], stats.unsure)
+    if stats.per_class:
+        names = [t["classes"].get(k, k) for k in stats.per_class]
+        counts = pd.DataFrame({t["class"]: names, t["stat_per_class"]: list(stats.per_class.values())})
+        st.bar_chart(counts, x=t["class"], y=t["stat_per_class"], horizontal=True)
+    newest_first = list(reversed(entries))
+    with st.container(key="history-table"):
+        table = pd.DataFrame(
+            {
+                t["col_image"]: [e.thumbnail for e in newest_first],
+                t["col_time"]: [e.time_text for e in newest_first],
+                t["col_file"]: [e.source for e in newest_first],
+                t["class"]: [history.answer_text(e, t) for e in newest_first],
+                t["confidence"]: [percent(e.confidence, language) for e in newest_first],
+            }
+        )
+        st.dataframe(table, hide_index=True, column_config={t["col_image"]: st.column_config.ImageColumn()})
+    with st.container(key="history-list"):
+        st.markdown(
+            "\n".join(
+                f"- {e.time_text} · **{history.answer_text(e, t)}** · {percent(e.confidence, language)}"
+                for e in newest_first
+            )
+        )
     download, clear = st.columns(2)
     download.download_button(
-        t["download_csv"], history.to_csv(entries), file_name="pilah-history.csv", mime="text/csv", key="download"
+        t["download_csv"],
+        history.to_csv(entries, t),
+        file_name="pilah-riwayat.csv" if language == "id" else "pilah-history.csv",
+        mime="text/csv",
+        key="download",
     )
     if clear.button(t["clear_history"], key="clear"):
         st.session_state.history = []
@@ -241,7 +310,7 @@ def render_history(t: dict) -> None:
         st.rerun()
 
 
-def render_model_info(t: dict, predictor: Predictor) -> None:
+def render_model_info(t: dict, language: str, predictor: Predictor) -> None:
     card = predictor.metadata
     with st.expander(t["model_title"]):
         metrics = card.get("metrics")
@@ -249,22 +318,25 @@ def render_model_info(t: dict, predictor: Predictor) -> None:
             st.write(t["model_no_card"])
             return
         test = metrics["splits"]["test"]
-        first, second = st.columns(2)
-        first.metric(t["model_test_accuracy"], f"{test['accuracy']:.2%}")
-        second.metric(t["model_macro_f1"], f"{metrics['macro_f1']:.3f}")
         split = card.get("data", {}).get("split", {})
-        st.write(t["model_images"].format(images=split.get("train", "?"), test=split.get("test", "?")))
-        st.markdown(f"**{t['model_per_class_f1']}**")
+        st.write(
+            t["model_right"].format(
+                accuracy=percent(test["accuracy"], language),
+                test=split.get("test", "?"),
+                images=split.get("train", "?"),
+            )
+        )
+        st.markdown(f"**{t['model_per_class']}**")
         st.dataframe(
             pd.DataFrame(
                 {
                     t["class"]: [t["classes"].get(k, k) for k in metrics["per_class"]],
-                    "F1": [round(v["f1"], 3) for v in metrics["per_class"].values()],
+                    t["model_per_class_right"]: [percent(v["recall"], language) for v in metrics["per_class"].values()],
                 }
             ),
             hide_index=True,
         )
-        st.markdown(f"**{t['model_data']}**: {card.get('data', {}).get('source', '?')}")
+        st.markdown(f"**{t['model_data']}**: {t['model_data_source']}")
         export = card.get("export")
         running = predictor.model_path.name
         st.caption(t["model_export"].format(file=running, **export) if export else t["model_file"].format(file=running))
@@ -279,28 +351,29 @@ def render_model_info(t: dict, predictor: Predictor) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Pilah", page_icon="♻️", layout="centered")
-    st.html(HIDE_STREAMLIT_UPLOAD_CAP)
     init_state()
-    language = st.radio(
-        guidance.texts(guidance.DEFAULT_LANGUAGE)["language_label"],
-        guidance.LANGUAGES,
-        format_func=lambda code: guidance.texts(code)["language_name"],
-        horizontal=True,
-        key="language",
-    )
+    language = st.session_state.language
     t = guidance.texts(language)
-    st.title(t["title"])
-    st.caption(t["tagline"])
+    st.html(page_style(t))
+    render_header(t)
+    fresh, from_camera = render_inputs(t)  # the pickers show before the model loads: the first paint is usable
+    results = st.container()
     try:
-        predictor = load_predictor(os.environ.get(MODEL_ENV))
+        with st.spinner(t["model_loading"]):
+            predictor = load_predictor(os.environ.get(MODEL_ENV))
     except (ModelNotFoundError, SelfCheckError) as error:  # no model, or none of its runtimes is right here
         st.error(t["model_unusable"].format(error=error))
         st.stop()
-    render_inputs(t, predictor)
-    for index, outcome in enumerate(st.session_state.latest):
-        render_outcome(index, outcome, t, language, predictor)
-    render_history(t)
-    render_model_info(t, predictor)
+    if fresh:
+        with results, st.spinner(t["classifying"]):
+            st.session_state.latest = [classify(predictor, *item) for item in fresh]
+        if from_camera:  # the shot would stay on screen above its verdict: run again with an empty camera
+            st.rerun()
+    with results:
+        for index, outcome in enumerate(reversed(st.session_state.latest)):  # the newest first
+            render_outcome(index, outcome, t, language, predictor)
+    render_history(t, language)
+    render_model_info(t, language, predictor)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
         },
         "temperature": metrics["temperature"],
         "uncertain_below": metrics["uncertain_below"],
+        "grades": metrics["grades"],
         "flip_tta": metrics.get("flip_tta", False),
         "data": {
             "source": DATA_CREDIT,
@@ -148,7 +149,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Classes ({len(card['classes'])}, in output order): {', '.join(card['classes'])}",
         f"- Input: {card['input']['preprocessing']}.",
         f"- Calibration: temperature {card['temperature']:.3f} (fitted on validation); results with calibrated "
-        f"confidence below {card['uncertain_below']:.3f} are flagged uncertain.",
+        f"confidence below {card['uncertain_below']:.3f} are flagged uncertain"
+        + (
+            f" and graded: likely when the first class leads the second by {card['grades']['likely_margin']:.3f} "
+            f"or more, else one of the top two when those two sum to {card['grades']['two_from']:.3f} or more, "
+            "else none of the classes."
+            if card.get("grades")
+            else "."
+        ),
         "- Prediction: "
         + (
             "the mean of the probabilities of the image and of its left-right mirror (flip test-time "

@@ -13,6 +13,7 @@ from pilah.evaluation import plots
 from pilah.evaluation.metrics import (
     calibration_bins,
     confusion_matrix,
+    doubt_grades,
     expected_calibration_error,
     fit_temperature,
     generalization_gaps,
@@ -44,9 +45,9 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
     outputs = {split: predict_split(model, run, split) for split in SPLITS if run.split_rows(split)}
     val_probs, val_labels = outputs["val"]
     temperature = fit_temperature(val_probs, val_labels)
-    uncertain_below = uncertainty_threshold(
-        apply_temperature(val_probs, temperature), val_labels, cfg.eval.confident_accuracy
-    )
+    calibrated_val = apply_temperature(val_probs, temperature)
+    uncertain_below = uncertainty_threshold(calibrated_val, val_labels, cfg.eval.confident_accuracy)
+    grades = doubt_grades(calibrated_val, val_labels, uncertain_below, cfg.eval.likely_accuracy, cfg.eval.pair_coverage)
     splits = {}
     for split, (probs, labels) in outputs.items():
         scores = split_scores(probs, labels, bins)
@@ -64,6 +65,7 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
         "splits": splits,
         "temperature": temperature,
         "uncertain_below": uncertain_below,
+        "grades": grades,
         "flip_tta": cfg.eval.flip_tta,
         "test": {
             "macro_f1": float(scores["f1"].mean()),

@@ -80,17 +80,40 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05, hi
     return float(np.exp((a + b) / 2))
 
 
+def selective_threshold(scores: np.ndarray, right: np.ndarray, target: float) -> float:
+    """The lowest score t such that the cases scoring >= t are right at least `target` of the time (selective
+    classification); 1.0 when no such t exists (no case is trusted)."""
+    order = np.argsort(-scores)
+    running = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    meets = np.nonzero(running >= target)[0]
+    return float(scores[order][meets[-1]]) if len(meets) else 1.0
+
+
 def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy: float) -> float:
     """The lowest confidence t such that predictions with confidence >= t are right at least
-    `target_accuracy` of the time (selective classification); below t a result is flagged uncertain."""
-    confidence = probs.max(axis=1)
-    order = np.argsort(-confidence)
-    correct = (probs.argmax(axis=1) == labels)[order]
-    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
-    meets = np.nonzero(running >= target_accuracy)[0]
-    if not len(meets):
-        return 1.0  # never confident enough: flag everything
-    return float(confidence[order][meets[-1]])
+    `target_accuracy` of the time; below t a result is flagged uncertain (not "sure")."""
+    return selective_threshold(probs.max(axis=1), probs.argmax(axis=1) == labels, target_accuracy)
+
+
+def doubt_grades(
+    probs: np.ndarray, labels: np.ndarray, sure_from: float, likely_accuracy: float, pair_coverage: float
+) -> dict[str, float]:
+    """The grades below "sure", chosen on validation like the sure threshold itself, among the answers below it:
+    - `likely_margin`: the lowest lead of the first class over the second such that answers leading by at least
+      that much are right at least `likely_accuracy` of the time (shown as "probably" the first class);
+    - `two_from`: among the rest, the lowest sum of the first two probabilities such that the true class is one
+      of those two at least `pair_coverage` of the time (both shown, with what tells them apart);
+    - below that, no class is plausible (the probability is spread over many classes): "none"."""
+    top = np.sort(probs, axis=1)
+    first, second = top[:, -1], top[:, -2]
+    unsure = first < sure_from
+    right = probs.argmax(axis=1) == labels
+    lead = first - second
+    likely_margin = selective_threshold(lead[unsure], right[unsure], likely_accuracy) if unsure.any() else 1.0
+    rest = unsure & (lead < likely_margin)
+    in_pair = (np.argsort(-probs, axis=1)[:, :2] == labels[:, None]).any(axis=1)
+    two_from = selective_threshold((first + second)[rest], in_pair[rest], pair_coverage) if rest.any() else 0.0
+    return {"likely_margin": likely_margin, "two_from": two_from}
 
 
 def split_scores(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:

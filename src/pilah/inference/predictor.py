@@ -36,12 +36,19 @@ def flip_averaged(run_batch: Callable[[np.ndarray], np.ndarray], batch: np.ndarr
     return (both[: len(batch)] + both[len(batch) :]) / 2
 
 
+# How sure an answer is, from the model card's thresholds (chosen on validation, `evaluation.metrics`):
+# sure (right >= 99 % of the time there), likely (>= 80 %), one of the top two (the true class is one of them
+# >= 90 % of the time), or none of the classes.
+GRADES = ("sure", "likely", "two", "none")
+
+
 @dataclass
 class Prediction:
     source: str
     label: str | None = None
     confidence: float = 0.0
-    uncertain: bool = False
+    uncertain: bool = False  # any grade but "sure"
+    grade: str | None = None  # one of GRADES
     top_k: list[tuple[str, float]] = field(default_factory=list)
     probabilities: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
@@ -54,6 +61,7 @@ class Prediction:
             "label": self.label,
             "confidence": self.confidence,
             "uncertain": self.uncertain,
+            "grade": self.grade,
             "top_k": [{"label": k, "probability": p} for k, p in self.top_k],
             "probabilities": self.probabilities,
             "latency_ms": self.latency_ms,
@@ -92,6 +100,7 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
             scores = read_json(metrics)
             metadata["temperature"] = scores.get("temperature", 1.0)
             metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
+            metadata["grades"] = scores.get("grades", {})
             metadata["flip_tta"] = scores.get("flip_tta", False)
         return metadata
     raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
@@ -122,6 +131,9 @@ class Predictor:
         self.classes: list[str] = list(self.metadata["classes"])
         self.temperature = float(self.metadata.get("temperature", 1.0))
         self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
+        grades = self.metadata.get("grades") or {}  # older cards: below "sure" is "one of two", never "none"
+        self.likely_margin = float(grades.get("likely_margin", 1.0))
+        self.two_from = float(grades.get("two_from", 0.0))
         self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
         self.max_pixels = max_pixels
         self.check = self._load_runtime(self_check)
@@ -194,9 +206,18 @@ class Predictor:
         order = np.argsort(-probs)
         result.label = self.classes[int(order[0])]
         result.confidence = float(probs[order[0]])
-        result.uncertain = result.confidence < self.uncertain_below
+        result.grade = self.grade(result.confidence, float(probs[order[1]]) if len(order) > 1 else 0.0)
+        result.uncertain = result.grade != "sure"
         result.top_k = [(self.classes[int(i)], float(probs[i])) for i in order[:top_k]]
         result.probabilities = {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
+
+    def grade(self, first: float, second: float) -> str:
+        """The grade of an answer whose two most likely classes have these (calibrated) probabilities."""
+        if first >= self.uncertain_below:
+            return "sure"
+        if first - second >= self.likely_margin:
+            return "likely"
+        return "two" if first + second >= self.two_from else "none"
 
     def predict_paths(self, paths: Iterable[Path], batch_size: int = 32, top_k: int = 3) -> Iterator[Prediction]:
         batch: list[Path] = []

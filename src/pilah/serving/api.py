@@ -94,6 +94,7 @@ class Service:
             label=p.label or "",
             confidence=p.confidence,
             uncertain=p.uncertain,
+            grade=p.grade,
             top_k=[ClassProbability(label=k, probability=v) for k, v in p.top_k],
             probabilities=p.probabilities,
             latency_ms=p.latency_ms,

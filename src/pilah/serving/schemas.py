@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -27,6 +27,7 @@ class PredictionBody(BaseModel):
     label: str
     confidence: float
     uncertain: bool
+    grade: Literal["sure", "likely", "two", "none"]  # "two": one of the top two; "none": no class plausible
     top_k: list[ClassProbability]
     probabilities: dict[str, float]
     latency_ms: float
