@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from browser import chromium_missing, free_port, launch, start_app, stop, timed_upload, wait_for_health  # noqa: E402
-from pilah.app import guidance  # noqa: E402
+from pilah.app import words  # noqa: E402
 from pilah.hardware import describe  # noqa: E402
 from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME  # noqa: E402
 from pilah.resources import models_dir  # noqa: E402
@@ -36,7 +36,7 @@ DEFAULT_MODELS = [ROOT / "models" / BUNDLED_MODEL_NAME, models_dir() / BUNDLED_F
 
 def measure(model: Path, uploads: int, folder: Path) -> dict[str, float]:
     """Cold start and round trips (ms) of one app process with `model`."""
-    texts = guidance.texts(guidance.DEFAULT_LANGUAGE)
+    texts = words.texts(words.DEFAULT_LANGUAGE)
     started = time.perf_counter()
     port = free_port()
     process = start_app(port, model)

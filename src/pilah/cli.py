@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pilah import __version__
+from pilah import __version__, guidance
 from pilah.config import Config
 from pilah.errors import PilahError, UsageError
 from pilah.images import DEFAULT_MAX_PIXELS
@@ -56,9 +56,11 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     from pilah.data.split import is_exact, write_groups, write_rejected
 
     config = load_config(args)
-    result = scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    folders = _data_folders(args)
+    result = scan(folders, config.data, workers=args.workers, progress=Progress("scanning"))
     counts = result.class_counts()
-    print(f"\n{len(result.images):,} images in {len(result.classes)} classes under {args.dir}")
+    print(f"\n{len(result.images):,} images in {len(result.classes)} classes under {', '.join(map(str, folders))}")
+    _print_folder_counts(folders, result.folder_counts())
     print(_format_table(["class", "images"], [[c, f"{n:,}"] for c, n in counts.items()]))
     exact = [g for g in result.groups if is_exact(g)]
     near = [g for g in result.groups if not is_exact(g)]
@@ -83,7 +85,7 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
         write_rejected(result.rejected, out / "rejected.csv")
         write_groups(result.groups, result.group_of(), out / "duplicates.csv")
         table = {c: {"all": n} for c, n in counts.items()}
-        class_distribution(table, out / "class_distribution.png", f"Images per class ({args.dir})")
+        class_distribution(table, out / "class_distribution.png", f"Images per class ({', '.join(map(str, folders))})")
         print(f"wrote rejected.csv, duplicates.csv, class_distribution.png to {out}")
     return EXIT_OK
 
@@ -96,7 +98,8 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     config = load_config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = scan(args.dir, config.data, workers=args.workers, progress=Progress("scanning"))
+    folders = _data_folders(args)
+    result = scan(folders, config.data, workers=args.workers, progress=Progress("scanning"))
     rows = splitting.split(result, config.data)
     table = splitting.distribution(rows, result.classes)
     splitting.write_manifest(rows, out / "manifest.csv")
@@ -109,6 +112,14 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     body.append(["total", *(f"{sum(r[k] for r in table.values()):,}" for k in header[1:])])
     print(_format_table(header, body))
     print(f"\n{len(rows):,} images split with seed {config.data.seed}; {len(result.rejected)} rejected")
+    if len(folders) > 1:
+        table = splitting.folder_distribution(rows, len(folders))
+        print(
+            _format_table(
+                ["folder", *splitting.SPLITS, "all"],
+                [[str(f), *map(str, n.values())] for f, n in zip(folders, table, strict=True)],
+            )
+        )
     leaked = splitting.leaked_rows(rows)
     if config.data.split_strategy != "grouped" or leaked:
         print(
@@ -133,11 +144,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("pilah train needs --data DIR (or --resume RUN_DIR)")
         config = load_config(args)
         out = Path(args.out) if args.out else None
-        run = strategies.train(config, Path(args.data), out, Path(args.manifest) if args.manifest else None)
+        data = [Path(d) for d in args.data]
+        run = strategies.train(config, data, out, Path(args.manifest) if args.manifest else None)
     if not args.no_evaluate:
         _print_metrics(evaluate(Run.open(run.paths.root)))
     print(f"run folder: {run.paths.root}")
     return EXIT_OK
+
+
+def _data_folders(args: argparse.Namespace) -> list[Path]:
+    """`pilah data scan A B` or `--data A --data B`: the first names the classes, the others add images."""
+    folders = [Path(d) for d in [*args.dirs, *(args.data or [])]]
+    if not folders:
+        raise UsageError(f"pilah data {args.data_verb} needs a data folder: pilah data {args.data_verb} DIR [DIR ...]")
+    return folders
+
+
+def _print_folder_counts(folders: list[Path], counts: list[int]) -> None:
+    if len(folders) > 1:
+        for folder, count in zip(folders, counts, strict=True):
+            print(f"  {folder}: {count:,} images")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -186,25 +212,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model, max_pixels=args.max_pixels)
     print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
+    if args.region:
+        guidance.pack(args.region)  # an unknown region fails before any image is read
     paths = expand_inputs(args.inputs)
     results = predictor.predict_paths(paths, args.batch_size, args.top_k)
     if args.csv or args.json:
         results = track(results, len(paths), "predicting")
     if args.csv:
         header = ["path", "label", "confidence", "uncertain", "grade", "error", *predictor.classes]
-        write_csv(Path(args.csv), header, (_csv_row(r, predictor.classes) for r in results), atomic=False)
+        header += ["stream", "where"] if args.region else []
+        rows = (_csv_row(r, predictor.classes, args.region, args.language) for r in results)
+        write_csv(Path(args.csv), header, rows, atomic=False)
         return EXIT_OK
     for result in results:
-        print(json.dumps(result.to_dict()) if args.json else _describe_prediction(result), flush=True)
+        advice = guidance.advice(result.label, args.region, args.language) if args.region and result.label else None
+        if args.json:
+            print(json.dumps({**result.to_dict(), "advice": advice.to_dict() if advice else None}), flush=True)
+        else:
+            print(_describe_prediction(result) + (f"  -> {advice.stream_name}" if advice else ""), flush=True)
     return EXIT_OK
 
 
-def _csv_row(result, classes: list[str]) -> list:
+def _csv_row(result, classes: list[str], region: str | None, language: str) -> list:
     if not result.label:
         return [result.source, "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)]
     probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
     confidence = f"{result.confidence:.6f}"
-    return [result.source, result.label, confidence, result.uncertain, result.grade, "", *probabilities]
+    row = [result.source, result.label, confidence, result.uncertain, result.grade, "", *probabilities]
+    if region:
+        advice = guidance.advice(result.label, region, language)
+        row += [advice.stream_name, advice.where[0]]
+    return row
 
 
 def _describe_prediction(result) -> str:
@@ -213,6 +251,44 @@ def _describe_prediction(result) -> str:
     others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
     flag = {"sure": "", "likely": "  (likely)", "two": "  (one of the top two)", "none": "  (none fits)"}[result.grade]
     return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
+
+
+def cmd_guidance_check(args: argparse.Namespace) -> int:
+    pack = guidance.read_pack(args.file)
+    languages, streams = ", ".join(pack.languages), ", ".join(pack.streams)
+    print(f"{args.file}: a valid pack for region {pack.region!r} ({languages}), {len(pack.classes)} classes")
+    print(f"streams: {streams}")
+    return EXIT_OK
+
+
+def cmd_guidance_list(args: argparse.Namespace) -> int:
+    rows = []
+    for region in guidance.regions():
+        pack = guidance.pack(region)
+        rows.append([region, pack.name.get("en", region), ", ".join(pack.languages), str(len(pack.streams))])
+    print(_format_table(["region", "name", "languages", "streams"], rows))
+    return EXIT_OK
+
+
+def cmd_data_corrections(args: argparse.Namespace) -> int:
+    from pilah.data.corrections import summarise
+
+    summary = summarise(args.dir)
+    if not summary.records:
+        print(f"no corrections in {args.dir}")
+        return EXIT_OK
+    wrong = sum(row["wrong"] for row in summary.per_class.values())
+    print(f"{summary.records} answers from users in {args.dir}: the model was wrong {wrong} times")
+    rows = [
+        [label, str(row["answers"]), str(row["right"]), str(row["wrong"]), str(summary.photos.get(label, 0))]
+        for label, row in summary.per_class.items()
+    ]
+    print(_format_table(["class (users' answer)", "answers", "model right", "model wrong", "photos kept"], rows))
+    if summary.confusions:
+        print("\nconfusions (the model said -> users said):")
+        for predicted, chosen, count in summary.confusions:
+            print(f"  {predicted} -> {chosen}: {count}")
+    return EXIT_OK
 
 
 def _format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -238,6 +314,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
+    from pilah.app.settings import CORRECTIONS_ENV, REGION_ENV
     from pilah.inference.predictor import MODEL_ENV
 
     model = _model_file(args.model)
@@ -247,7 +324,14 @@ def cmd_app(args: argparse.Namespace) -> int:
     command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(STREAMLIT_MAX_UPLOAD_MB)]
     command += ["--client.toolbarMode", "viewer"]
     print(f"Pilah app on http://{args.host}:{args.port}  (model {model}; Ctrl-C stops it)", flush=True)
-    child = subprocess.Popen(command, env={**os.environ, MODEL_ENV: str(model.resolve())})
+    env = {**os.environ, MODEL_ENV: str(model.resolve())}
+    if args.corrections:
+        env[CORRECTIONS_ENV] = str(Path(args.corrections).resolve())
+        print(f"corrections that users agree to share go to {env[CORRECTIONS_ENV]}", flush=True)
+    if args.region:
+        guidance.pack(args.region)
+        env[REGION_ENV] = args.region
+    child = subprocess.Popen(command, env=env)
     try:
         return child.wait()
     finally:
@@ -276,7 +360,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     model = _model_file(args.model)
     config = ServiceConfig(
-        model=str(model.resolve()), max_upload_mb=args.max_upload_mb, queue=args.queue, timeout_s=args.timeout
+        model=str(model.resolve()),
+        max_upload_mb=args.max_upload_mb,
+        queue=args.queue,
+        timeout_s=args.timeout,
+        corrections=str(Path(args.corrections).resolve()) if args.corrections else None,
     )
     serve(config, args.host, args.port)
     return EXIT_OK
@@ -290,6 +378,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_server_flags(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--model", help=MODEL_HELP)
+    parser.add_argument(
+        "--corrections", metavar="DIR", help="keep users' corrections (photo and record) here; off by default"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     parser.add_argument("--port", type=int, default=port)
 
@@ -317,14 +408,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("grouped", "random"),
         help="grouped (default): copies stay in one split; random: as the seed project, copies leak",
     )
+    corrections = data_verbs.add_parser("corrections", help="what users corrected: per class, and the confusions")
+    corrections.add_argument("dir", help="a corrections folder (pilah app/serve --corrections DIR)")
+    corrections.set_defaults(func=cmd_data_corrections)
     for verb, func in ((scan, cmd_data_scan), (split, cmd_data_split)):
-        verb.add_argument("dir")
+        verb.add_argument("dirs", nargs="*", metavar="DIR", help="data folders: the first names the classes")
+        verb.add_argument("--data", action="append", metavar="DIR", help="another data folder (e.g. corrections)")
         verb.add_argument("--workers", type=int, default=2, help="decoding threads")
         _add_config_flags(verb)
         verb.set_defaults(func=func)
 
     train = verbs.add_parser("train", help="train the seed's Xception model into a run folder")
-    train.add_argument("--data", help="folder-per-class data set (or Kaggle's garbage_classification layout)")
+    train.add_argument(
+        "--data",
+        action="append",
+        metavar="DIR",
+        help="folder-per-class data set (or Kaggle's layout); repeat to add folders, e.g. corrections",
+    )
     train.add_argument("--weights", help="imagenet (download), a .weights.h5 file, or none")
     train.add_argument("--out", help="run folder (default: runs/train, runs/train2, ...)")
     train.add_argument("--manifest", help="use this manifest.csv instead of scanning and splitting")
@@ -365,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse bigger images (decompression bombs)"
     )
+    predict.add_argument("--region", help="add where each goes in this region (pilah guidance list)")
+    predict.add_argument("--language", default="en", choices=guidance.LANGUAGES, help="the advice's language")
     predict.set_defaults(func=cmd_predict)
 
     export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")
@@ -379,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")
     _add_server_flags(app, port=8501)
+    app.add_argument("--region", help="the region whose disposal advice shows first (pilah guidance list)")
     app.set_defaults(func=cmd_app)
 
     serve = verbs.add_parser("serve", help="start the REST API (FastAPI + uvicorn) with the bundled model")
@@ -389,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue", type=int, default=defaults.queue, help="requests waiting beyond those running")
     serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds before a request gets 504")
     serve.set_defaults(func=cmd_serve)
+
+    guide = verbs.add_parser("guidance", help="regional disposal guidance packs: list them, check one you wrote")
+    guide_verbs = guide.add_subparsers(dest="guidance_verb", required=True)
+    guide_verbs.add_parser("list", help="the regions that ship with Pilah").set_defaults(func=cmd_guidance_list)
+    check = guide_verbs.add_parser("check", help="validate a pack file (docs/guidance.md says how to write one)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_guidance_check)
     return parser
 
 
@@ -403,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("\ninterrupted. A training run continues with: pilah train --resume RUN_DIR", file=sys.stderr)
+        resume = " A training run continues with: pilah train --resume RUN_DIR" if args.verb == "train" else ""
+        print(f"\ninterrupted.{resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PilahError as error:
         print(f"pilah: error: {error}", file=sys.stderr)

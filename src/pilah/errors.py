@@ -6,6 +6,8 @@ the app to a message in the user's language. Nothing parses error text.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class PilahError(Exception):
     """Base class: `code` is stable for programs and translations; the message is for people."""
@@ -74,6 +76,23 @@ class ExportError(UsageError):
     """An export that cannot be made as asked (format, quantization, missing calibration images)."""
 
     code = "export"
+
+
+class GuidanceError(UsageError):
+    """A guidance pack that is missing, unreadable or invalid, or a region Pilah has no pack for."""
+
+    code = "guidance"
+
+
+class CorrectionError(PilahError):
+    """A correction that cannot be kept: an unknown class, a photo over the size limit, or a full folder."""
+
+    code = "correction"
+    HTTP_STATUS: ClassVar[dict[str, int]] = {"corrections_full": 507, "too_large_upload": 413}  # others: 422
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.http_status = self.HTTP_STATUS.get(self.code, 422)
 
 
 UNDECODABLE = ("not_an_image", "unsupported")  # image codes for bytes we cannot decode, not images we refuse

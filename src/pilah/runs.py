@@ -49,6 +49,11 @@ class RunPaths:
         return self.root / "train.log"
 
     @property
+    def folders(self) -> Path:
+        """The data folders and their images per split (`pilah train --data A --data B`)."""
+        return self.root / "folders.json"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 
@@ -111,10 +116,15 @@ class Run:
         write_text(self.paths.evaluation, yaml.safe_dump({"eval": self.config.eval.model_dump(mode="json")}))
 
     @property
-    def data_root(self) -> Path:
+    def data_roots(self) -> list[Path]:
+        """The data folders, in the order of the manifest's `source` column."""
         if not self.config.data.root:
             raise RunError(f"{self.paths.config} has no data.root; pass --data DIR")
-        return Path(self.config.data.root)
+        return [Path(self.config.data.root), *map(Path, self.config.data.extra_roots)]
+
+    def image_paths(self, rows: list[ManifestRow]) -> list[Path]:
+        roots = self.data_roots
+        return [roots[r.source] / r.path for r in rows]
 
     def split_rows(self, split: str) -> list[ManifestRow]:
         return [r for r in self.manifest if r.split == split]

@@ -11,8 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from bad_inputs import corpus
 from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, REPO
-from pilah.app import guidance
+from pilah import guidance
+from pilah.app import words
 from pilah.app.page import MAX_UPLOAD_MB
+from pilah.app.settings import CORRECTIONS_ENV
 from pilah.inference.predictor import Predictor
 
 MODEL = INT8_MODEL  # what `pilah app` runs by default
@@ -69,10 +71,10 @@ def test_the_verdict_comes_first_and_the_details_fold_below(monkeypatch, sure_mo
     upload(at, "battery.jpg")
     prediction = at.session_state["latest"][0].prediction
     assert prediction.label == "battery" and len(prediction.probabilities) == 12
-    t, advice = guidance.texts("id"), guidance.guidance("battery", "id")
+    t, advice = words.texts("id"), guidance.advice("battery", "id", "id")
     headings = [m.value for m in at.markdown if m.value.startswith("### ")]
     assert headings == ["### ⚠️ Baterai"]
-    assert any(t["streams"]["b3"] in m.value and advice.where[0] in m.value for m in at.markdown)
+    assert any(f":red-badge[{advice.stream_name}] {advice.where[0]}" == m.value for m in at.markdown)
     (sure,) = at.success
     expected = f"{prediction.confidence * 100:.1f}".replace(".", ",") + " %"  # Indonesian decimal comma
     assert sure.value == t["grade_sure"].format(confidence=expected)
@@ -130,7 +132,7 @@ def test_language_switch_translates_everything_and_keeps_history(monkeypatch, su
     assert at.success[0].value == f"Sure · confidence {confidence * 100:.1f}%"  # English decimal point
     page = shown(at)
     assert "### ⚠️ Battery" in page and "Hazardous (B3)" in page
-    assert guidance.guidance("battery", "en").where[0] in page
+    assert guidance.advice("battery", "id", "en").where[0] in page
     assert "Total predictions" in {m.label for m in at.metric}
     assert "Hasil" not in page and "Keyakinan" not in page  # no Indonesian left
     assert len(at.session_state["history"]) == 1
@@ -145,7 +147,7 @@ def test_doubt_is_graded_shown_as_such_and_never_counted_as_a_class(monkeypatch,
     upload(at, "brown-glass.jpg")
     prediction = at.session_state["latest"][0].prediction
     assert prediction.grade == grade and not at.success  # nothing is stated as a sure fact
-    t = guidance.texts("id")
+    t = words.texts("id")
     (first, _), (second, _) = prediction.top_k[:2]
     headings = [m.value for m in at.markdown if m.value.startswith("#")]
     metrics = {m.label: m.value for m in at.metric}
@@ -159,7 +161,7 @@ def test_doubt_is_graded_shown_as_such_and_never_counted_as_a_class(monkeypatch,
         pair = t["between"].format(a=t["classes"][first], b=t["classes"][second])
         assert headings == [f"#### {pair}"]
         (warning,) = at.warning
-        assert guidance.pair_tip(first, second, "id") in warning.value
+        assert words.pair_tip(first, second, "id") in warning.value
         assert {first, second} == {"brown-glass", "green-glass"}  # and the tip is the one for these two glasses
         assert "kaca cokelat" in warning.value.lower()
         assert metrics["Belum yakin"] == "1" and list(table["Kelas"]) == [pair]
@@ -192,7 +194,7 @@ def test_bad_files_get_a_friendly_message_and_history_is_kept(monkeypatch, sure_
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == len(files)
-    t = guidance.texts(language)
+    t = words.texts(language)
     codes = ["empty", "not_an_image", "corrupt", "unsupported", "too_large_upload", "too_large", "too_small"]
     codes.append("bad_aspect_ratio")
     for message, code in zip(errors, reversed(codes), strict=True):  # the newest first
@@ -209,7 +211,7 @@ def test_history_csv_and_clear(monkeypatch, sure_model):
     at.button(key="clear").click()
     at.run()
     assert at.session_state["history"] == []
-    assert guidance.texts("id")["history_empty"] in [i.value for i in at.info]
+    assert words.texts("id")["history_empty"] in [i.value for i in at.info]
 
 
 @pytest.mark.parametrize("keras_file", [False, True], ids=["int8-export", "keras"])
@@ -250,23 +252,16 @@ def test_a_model_whose_runtimes_all_answer_wrong_is_refused_with_a_message(monke
     assert not at.header  # the page stops there: no results, no history
 
 
-def test_texts_and_guidance_are_complete_in_both_languages():
+def test_texts_are_complete_in_both_languages_and_name_every_class():
     def keys(tree, prefix=""):
         return {prefix + k for k in tree} | {
             key for k, v in tree.items() if isinstance(v, dict) for key in keys(v, prefix + k + ".")
         }
 
-    indonesian, english = guidance.texts("id"), guidance.texts("en")
+    indonesian, english = words.texts("id"), words.texts("en")
     assert keys(indonesian) == keys(english)
     labels = json.loads(CARD.read_text())["classes"]
-    assert sorted(guidance.guided_classes()) == sorted(labels) == sorted(indonesian["classes"])
-    for label in labels:
-        for language in guidance.LANGUAGES:
-            advice = guidance.guidance(label, language)
-            assert advice.stream in indonesian["streams"]
-            assert advice.summary and advice.prepare and advice.where and advice.dont
-        assert len(guidance.guidance(label, "id").prepare) == len(guidance.guidance(label, "en").prepare)
-    assert guidance.guidance("battery", "id").stream == "b3"
+    assert sorted(labels) == sorted(indonesian["classes"]) == sorted(guidance.CLASSES)
 
 
 def test_upload_limits_are_the_same_for_pilah_app_and_the_cloud():
@@ -288,3 +283,100 @@ def test_the_shipped_thresholds_decide_what_is_sure(monkeypatch):
     assert grades["battery.jpg"] == "sure" and grades["trash.jpg"] != "sure"
     (success,) = [s.value for s in at.success]
     assert success.startswith("Yakin")
+
+
+def vote(at: AppTest, right: bool) -> str:
+    """Answer "is this right?" for the newest result; returns that result's id."""
+    outcome = at.session_state["latest"][-1]
+    (thumbs,) = [w for w in at.get("feedback") if w.key == f"vote-{outcome.id}"]
+    thumbs.set_value(1 if right else 0)
+    at.run()
+    assert not at.exception, at.exception
+    return outcome.id
+
+
+def test_a_correction_is_kept_only_with_consent_in_the_data_set_layout(monkeypatch, sure_model, tmp_path):
+    monkeypatch.setenv(CORRECTIONS_ENV, str(tmp_path / "corrections"))
+    at = start(monkeypatch, sure_model)
+    upload(at, "battery.jpg")
+    t = words.texts("id")
+    key = vote(at, right=False)
+    picker = at.selectbox(key=f"pick-{key}")
+    assert "battery" not in picker.options[:-1] and picker.options[-1] == t["feedback_none"]
+    picker.set_value("metal")
+    at.run()
+    send = at.button(key=f"send-{key}")
+    assert send.disabled  # no consent yet: nothing can be sent
+    assert at.checkbox(key=f"consent-{key}").label == t["feedback_consent"]
+    at.checkbox(key=f"consent-{key}").check()
+    at.run()
+    at.button(key=f"send-{key}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert t["feedback_kept"] in [c.value for c in at.caption]
+    (kept,) = (tmp_path / "corrections").glob("*/*.jpg")
+    assert kept.parent.name == "metal"
+    (record,) = [json.loads(line) for line in (tmp_path / "corrections" / "corrections.jsonl").read_text().splitlines()]
+    assert record["predicted"] == "battery" and record["chosen"] == "metal" and record["channel"] == "app"
+    assert record["language"] == "id" and record["region"] == "id" and record["model_name"] == "pilah-xception"
+    assert len(at.session_state["history"]) == 1  # answering reclassifies nothing
+
+
+def test_a_right_answer_and_none_of_these_are_corrections_too(monkeypatch, sure_model, tmp_path):
+    monkeypatch.setenv(CORRECTIONS_ENV, str(tmp_path))
+    at = start(monkeypatch, sure_model)
+    upload(at, "paper.jpg")
+    key = vote(at, right=True)
+    at.checkbox(key=f"consent-{key}").check()
+    at.run()
+    at.button(key=f"send-{key}").click()
+    at.run()
+    upload(at, "trash.jpg")
+    key = vote(at, right=False)
+    at.selectbox(key=f"pick-{key}").set_value("none")
+    at.run()
+    at.checkbox(key=f"consent-{key}").check()
+    at.run()
+    at.button(key=f"send-{key}").click()
+    at.run()
+    assert sorted(p.parent.name for p in tmp_path.glob("*/*.jpg")) == ["_none", "paper"]
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_without_a_corrections_folder_the_question_says_nothing_is_kept(monkeypatch, sure_model, language):
+    monkeypatch.delenv(CORRECTIONS_ENV, raising=False)
+    at = start(monkeypatch, sure_model)
+    at.radio(key="language").set_value(language)
+    upload(at, "metal.jpg")
+    t = words.texts(language)
+    assert t["feedback_question"] in [c.value for c in at.caption]
+    key = vote(at, right=True)
+    assert t["feedback_not_kept"] in [c.value for c in at.caption]
+    assert not [c for c in at.checkbox if c.key == f"consent-{key}"]  # no consent asked: nothing to keep
+
+
+def test_the_region_changes_the_advice_and_is_remembered(monkeypatch, sure_model):
+    at = start(monkeypatch, sure_model)
+    assert at.selectbox(key="region").value == "id" and at.selectbox(key="region").options[:3] == [
+        f"📍 {guidance.region_name(r, 'id')}" for r in guidance.regions()
+    ]
+    upload(at, "green-glass.jpg")
+    indonesia = guidance.advice("green-glass", "id", "id")
+    assert any(m.value.endswith(indonesia.where[0]) for m in at.markdown)
+    at.selectbox(key="region").set_value("de")
+    at.run()
+    germany = guidance.advice("green-glass", "de", "id")
+    assert any(m.value == f":green-badge[{germany.stream_name}] {germany.where[0]}" for m in at.markdown)
+    at.radio(key="language").set_value("en")
+    at.run()
+    assert at.selectbox(key="region").value == "de"  # kept across reruns and a language switch
+    page, advice = shown(at), guidance.advice("green-glass", "de", "en")
+    assert advice.where[0] in page and advice.source_url in page  # the rule's source, in the details
+
+
+def test_the_address_can_choose_the_region(monkeypatch, sure_model):
+    monkeypatch.setenv("PILAH_MODEL", str(sure_model))
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
+    at.query_params["region"] = "us-sf"
+    at.run()
+    assert at.selectbox(key="region").value == "us-sf"

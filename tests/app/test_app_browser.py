@@ -23,7 +23,7 @@ from browser import (
     free_port,
     launch,
     require_chromium,
-    start_app,
+    start_pilah,
     stop,
     timed_upload,
     wait_for_health,
@@ -31,13 +31,14 @@ from browser import (
     wait_for_run_end,
 )
 from conftest import EXAMPLES, KERAS_MODEL
-from pilah.app import guidance
+from pilah import guidance
+from pilah.app import words
 
 pytestmark = pytest.mark.slow  # starts a browser
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-T = guidance.texts("id")
+T = words.texts("id")
 LOAD_TIMEOUT_MS = 180_000
 PHONE = {"width": 390, "height": 844}
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"]'
@@ -58,11 +59,11 @@ LABEL = """(selector) => new Promise((resolve) => {
 })"""
 
 
-def serve_app(model: Path | None = None):
+def serve_app(model: Path | None = None, *flags: str):
     require_chromium()
     port = free_port()
     STARTED["app"] = time.perf_counter()
-    process = start_app(port, model)
+    process = start_pilah("app", port, model, *flags)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, process)
@@ -145,7 +146,7 @@ def test_on_a_phone_the_verdict_is_in_the_first_screen_after_any_number_of_uploa
         upload_and_wait(phone, "brown-glass.jpg")  # 49 % brown against 47 % green glass: one of two
         pair = T["between"].format(a=T["classes"]["brown-glass"], b=T["classes"]["green-glass"])
         verdict = phone.locator(".st-key-verdict-0").inner_text()
-        assert pair in verdict and guidance.pair_tip("brown-glass", "green-glass", "id") in verdict
+        assert pair in verdict and words.pair_tip("brown-glass", "green-glass", "id") in verdict
         box = newest_verdict_box(phone)
         assert box["y"] + box["height"] <= PHONE["height"], box
         phone.screenshot(path=screenshots / "app_phone_doubt.png")
@@ -162,7 +163,7 @@ def test_at_desktop_width_verdict_details_history_and_its_csv(app_url, screensho
         cold = time.perf_counter() - STARTED["app"]  # `pilah app` started -> first result on screen
         verdict = page.locator(".st-key-verdict-0").inner_text()
         assert T["classes"]["battery"] in verdict and T["grade_sure"].split(" ·")[0] in verdict
-        advice = guidance.guidance("battery", "id")
+        advice = guidance.advice("battery", "id", "id")
         assert advice.where[0] in verdict  # where it goes, in the card itself
         expect(page.get_by_text(advice.prepare[0])).to_be_hidden()  # the steps wait in the details
         page.get_by_text(T["details"]).first.click()
@@ -264,4 +265,53 @@ def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path)
         page.screenshot(path=screenshots / "app_camera.png", full_page=True)
         verdict = page.locator(".st-key-verdict-0").inner_text()
         assert T["classes"]["clothes"] in verdict  # the answer (or, if unsure, one of the two) for the clothes photo
+        browser.close()
+
+
+def test_a_correction_on_a_phone_from_thumbs_down_to_the_kept_photo(tmp_path, screenshots):
+    corrections = tmp_path / "corrections"
+    url, process = serve_app(None, "--corrections", str(corrections))
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = launch(p)
+            phone = browser.new_page(viewport=PHONE, is_mobile=True, device_scale_factor=2)
+            phone.goto(url)
+            upload_and_wait(phone, "battery.jpg")
+            phone.locator('[class*="st-key-vote-"] [data-testid="stFeedbackButton"]').nth(1).click()  # thumbs down
+            picker = phone.locator('[class*="st-key-pick-"]')
+            picker.wait_for(timeout=30_000)
+            picker.click()
+            phone.get_by_role("option", name=T["classes"]["metal"], exact=True).click()
+            phone.get_by_text(T["feedback_consent"]).click()
+            send = phone.get_by_role("button", name=T["feedback_send"])
+            expect(send).to_be_enabled()
+            send.scroll_into_view_if_needed()
+            phone.screenshot(path=screenshots / "app_correction.png")
+            send.click()
+            expect(phone.get_by_text(T["feedback_kept"])).to_be_visible()
+            browser.close()
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output[-3000:]
+    (kept,) = corrections.glob("*/*.jpg")
+    assert kept.parent.name == "metal" and (corrections / "corrections.jsonl").read_text().count("\n") == 1
+
+
+def test_the_same_photo_in_two_regions(app_url, screenshots):
+    """Green glass: Indonesia's inorganic stream, Germany's green bottle bank; each verdict names its stream."""
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        phone = browser.new_page(viewport=PHONE, is_mobile=True, device_scale_factor=2)
+        phone.goto(app_url)
+        upload_and_wait(phone, "green-glass.jpg")
+        for region, figure in (("id", "app_region_id.png"), ("de", "app_region_de.png")):
+            if region != "id":
+                phone.locator(".st-key-region").click()
+                phone.get_by_role("option", name=f"📍 {guidance.region_name(region, 'id')}").click()
+                wait_for_run_end(phone)
+            card = phone.locator(".st-key-verdict-0")
+            expect(card).to_contain_text(guidance.advice("green-glass", region, "id").stream_name)
+            card.screenshot(path=screenshots / figure)
+        box = newest_verdict_box(phone)
+        assert box["y"] + box["height"] <= PHONE["height"], box  # the region picker costs no first-screen room
         browser.close()

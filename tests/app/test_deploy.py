@@ -11,7 +11,7 @@ import pytest
 
 from browser import free_port, launch, launch_server, require_chromium, stop, wait_for_health
 from conftest import REPO
-from pilah.app import guidance
+from pilah.app import words
 
 pytestmark = pytest.mark.slow  # trains, starts a browser or builds a virtual environment
 
@@ -50,8 +50,8 @@ def test_fresh_environment_from_requirements_serves_the_app(tmp_path: Path):
             page = browser.new_page()
             page.goto(url)
             # the title renders only after the script ran in the fresh environment, model loaded
-            page.get_by_text(guidance.texts("id")["title"]).wait_for(timeout=180_000)
-            page.get_by_text(guidance.texts("id")["model_title"]).wait_for(timeout=180_000)
+            page.get_by_text(words.texts("id")["title"]).wait_for(timeout=180_000)
+            page.get_by_text(words.texts("id")["model_title"]).wait_for(timeout=180_000)
             browser.close()
     finally:
         output = stop(server)

@@ -85,7 +85,7 @@ def test_cli_split_writes_manifest_table_and_chart(sample_dir: Path, tmp_path: P
     result = pilah("data", "split", sample_dir, "--out", out)
     assert "total" in result.stdout and "96" in result.stdout
     header = (out / "manifest.csv").read_text().splitlines()[0]
-    assert header == "path,class,split,sha1,group"
+    assert header == "path,class,split,sha1,group,source"
     assert (out / "class_distribution.csv").read_text().splitlines()[-1] == "total,60,18,18,96"
     chart = Image.open(out / "plots" / "class_distribution.png")
     assert chart.size[0] > 800
@@ -144,3 +144,44 @@ def test_random_strategy_deals_copies_apart_and_says_it_leaks(sample_copy: Path,
     assert f"LEAKING SPLIT (random): {len(leaked)} of 30 test images" in out.stderr
     assert read_manifest(tmp_path / "random" / "manifest.csv") == leaky
     assert "LEAKING" not in pilah("data", "split", sample_copy, "--out", tmp_path / "grouped").stderr
+
+
+def test_several_folders_split_together_and_a_corrected_copy_of_a_test_photo_stays_in_test(
+    sample_dir: Path, tmp_path: Path
+):
+    """`--data A --data B`: duplicates are grouped across folders, so a user's corrected copy of a test photo
+    cannot leak into training; the first folder's split does not move; the manifest says where each image came
+    from."""
+    rows = split(scan(sample_dir), DataConfig())
+    test_photos = [r for r in rows if r.split == "test"][:3]
+    corrections = tmp_path / "corrections"
+    for row in test_photos:  # as `CorrectionStore` keeps them: re-encoded JPEG, named by SHA-1
+        (corrections / row.label).mkdir(parents=True, exist_ok=True)
+        Image.open(sample_dir / row.path).save(corrections / row.label / f"{row.sha1}.jpg", quality=95)
+    (corrections / "_none").mkdir()
+    Image.new("RGB", (64, 64), "white").save(corrections / "_none" / "blank.jpg")
+    result = scan([sample_dir, corrections])
+    assert result.classes == scan(sample_dir).classes and result.folder_counts() == [96, 3]
+    both = split(result, DataConfig())
+    from_corrections = [r for r in both if r.source == 1]
+    assert len(from_corrections) == 3 and {r.split for r in from_corrections} == {"test"}
+    assert [(r.path, r.split) for r in both if r.source == 0] == [(r.path, r.split) for r in rows]
+    assert leaked_rows(both) == []
+    write_manifest(both, tmp_path / "manifest.csv")
+    assert read_manifest(tmp_path / "manifest.csv") == both
+    assert (tmp_path / "manifest.csv").read_text().splitlines()[0] == "path,class,split,sha1,group,source"
+
+
+def test_a_second_folder_with_a_class_the_first_lacks_is_refused(sample_dir: Path, tmp_path: Path):
+    (tmp_path / "glass").mkdir()
+    Image.new("RGB", (64, 64), "green").save(tmp_path / "glass" / "a.jpg")
+    result = pilah("data", "scan", sample_dir, "--data", tmp_path, check=False)
+    assert result.returncode == 1 and "has classes that" in result.stderr and "glass" in result.stderr
+
+
+def test_a_manifest_from_before_several_folders_still_reads(sample_dir: Path, tmp_path: Path):
+    rows = split(scan(sample_dir), DataConfig())
+    old = tmp_path / "old.csv"
+    lines = ["path,class,split,sha1,group"] + [f"{r.path},{r.label},{r.split},{r.sha1},{r.group}" for r in rows]
+    old.write_text("\n".join(lines) + "\n")
+    assert read_manifest(old) == rows

@@ -1,13 +1,16 @@
-"""The Streamlit app: photograph or upload a piece of waste, learn what it is and how to dispose of it.
+"""The Streamlit app: photograph or upload a piece of waste, learn what it is and how to dispose of it where you live.
 
 Start it with `pilah app` (or `streamlit run streamlit_app.py`). This file is only the page: the model is
-`Predictor`, the words are `guidance` (YAML data files), the history is `history`. Phone first: the verdict comes
-right under the photo picker (which shows only the newest upload), details fold below it.
+`Predictor`, the words are `words` (a YAML data file), the advice comes from the region's guidance pack
+(`pilah.guidance`), the history is `history`, and users' corrections go to a `CorrectionStore` when the app was
+started with `--corrections DIR`. Phone first: the verdict comes right under the photo picker (which shows only
+the newest upload), details fold below it.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +21,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pilah.app import guidance, history
-from pilah.app.guidance import percent
-from pilah.errors import ImageError, ModelNotFoundError, SelfCheckError
+from pilah import guidance
+from pilah.app import history, words
+from pilah.app.settings import CORRECTIONS_ENV, REGION_ENV
+from pilah.app.words import percent
+from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
+from pilah.errors import CorrectionError, ImageError, ModelNotFoundError, SelfCheckError
 from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image, to_array
 from pilah.inference.predictor import MODEL_ENV, Prediction, Predictor
 from pilah.inference.runtimes import keras_installed, source_model
@@ -32,9 +38,8 @@ if TYPE_CHECKING:
 MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # per file; checked here, so the message is in the chosen language
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"]
 EXAMPLES = examples_dir()
-STREAM_COLOURS = {"organik": "green", "anorganik": "blue", "b3": "red", "residu": "gray", "tekstil": "violet"}
-STREAM_ICONS = {"organik": "🍂", "anorganik": "♻️", "b3": "⚠️", "residu": "🗑️", "tekstil": "👕"}
 NARROW = "(max-width: 640px)"  # a phone: the history becomes a list
+REGION_WIDTH = 200  # px: the region picker fits beside the language switch on a 390 px phone
 
 
 def page_style(t: dict) -> str:
@@ -69,12 +74,26 @@ class Outcome:
     prediction: Prediction | None = None
     image: np.ndarray | None = None  # the 224x224 RGB input the model saw, for Grad-CAM
     error_code: str | None = None
+    photo: bytes = b""  # as uploaded: what a correction keeps, with the user's consent
+    id: str = ""  # names this result's widgets (feedback), stable across reruns
+    feedback: str | None = None  # "kept" once a correction was stored, "noted" when this app keeps none
 
 
 @st.cache_resource(show_spinner=False)
 def load_predictor(model_path: str | None) -> Predictor:
     """Loaded once per process and shared by every session."""
     return Predictor(model_path)
+
+
+@st.cache_resource(show_spinner=False)
+def load_store(folder: str, classes: tuple[str, ...]) -> CorrectionStore:
+    return CorrectionStore(folder, list(classes))
+
+
+def correction_store(predictor: Predictor) -> CorrectionStore | None:
+    """Where corrections go: only when `pilah app --corrections DIR` said so."""
+    folder = os.environ.get(CORRECTIONS_ENV)
+    return load_store(folder, tuple(predictor.classes)) if folder else None
 
 
 @st.cache_resource(show_spinner=False)
@@ -115,27 +134,46 @@ def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outc
             history.thumbnail(image),
         )
     )
-    return Outcome(source, title, prediction, array)
+    return Outcome(source, title, prediction, array, photo=data, id=uuid.uuid4().hex[:12])
+
+
+def first_region() -> str:
+    """`?region=` in the address, else `pilah app --region`, else the default; unknown names are ignored."""
+    for region in (st.query_params.get("region"), os.environ.get(REGION_ENV)):
+        if region in guidance.regions():
+            return region
+    return guidance.DEFAULT_REGION
 
 
 def init_state() -> None:
     st.session_state.setdefault("history", [])
     st.session_state.setdefault("latest", [])
-    st.session_state.setdefault("language", guidance.DEFAULT_LANGUAGE)
+    st.session_state.setdefault("language", words.DEFAULT_LANGUAGE)
+    st.session_state.setdefault("region", first_region())
     st.session_state.setdefault("seen", set())  # uploads already classified (file ids)
     st.session_state.setdefault("camera_shots", 0)  # also part of the camera's key: a new key empties it
 
 
-def render_header(t: dict) -> None:
+def render_header(t: dict, language: str) -> None:
     st.title(t["title"])
-    st.radio(
-        t["language_label"],
-        guidance.LANGUAGES,
-        format_func=lambda code: guidance.texts(code)["language_name"],
-        horizontal=True,
-        key="language",
-        label_visibility="collapsed",
-    )
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="settings"):  # one row on a phone
+        st.radio(
+            t["language_label"],
+            words.LANGUAGES,
+            format_func=str.upper,  # "ID | EN", as Indonesian sites write it: leaves room for the region
+            horizontal=True,
+            key="language",
+            label_visibility="collapsed",
+            width="content",
+        )
+        st.selectbox(
+            t["region_label"],
+            guidance.regions(),
+            format_func=lambda region: f"📍 {guidance.region_name(region, language)}",
+            key="region",
+            label_visibility="collapsed",
+            width=REGION_WIDTH,
+        )
 
 
 def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
@@ -165,30 +203,32 @@ def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
 
 def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predictor: Predictor) -> None:
     if outcome.prediction is None:
-        message = guidance.error_message(outcome.error_code, language).format(limit=MAX_UPLOAD_MB)
+        message = words.error_message(outcome.error_code, language).format(limit=MAX_UPLOAD_MB)
         st.error(f"**{t['error_title'].format(name=outcome.title)}**  \n{message}")
         return
     p = outcome.prediction
+    region = st.session_state.region
     with st.container(border=True, key=f"verdict-{index}"):
         st.caption(t["result_for"].format(name=outcome.title))
-        render_verdict(p, t, language)
+        render_verdict(p, t, language, region)
+    render_feedback(outcome, t, language, predictor)
     with st.expander(t["details"]):
         st.image(outcome.image, width=160)  # the photo as the model saw it
         if p.grade in ("sure", "likely"):
-            render_steps(guidance.guidance(p.label, language), t)
+            render_steps(guidance.advice(p.label, region, language), t, language)
         st.altair_chart(probability_chart(p, t, language), width="stretch")
         render_gradcam(index, outcome, t, predictor)
 
 
-def render_verdict(p: Prediction, t: dict, language: str) -> None:
-    """The answer in a few lines: what it is, its waste stream, where it goes, and how sure Pilah is."""
+def render_verdict(p: Prediction, t: dict, language: str, region: str) -> None:
+    """The answer in a few lines: what it is, its waste stream where the user lives, and how sure Pilah is."""
     name = t["classes"][p.label]
     confidence = percent(p.confidence, language)
     if p.grade in ("sure", "likely"):
-        icon = STREAM_ICONS[guidance.guidance(p.label, language).stream]
+        icon = guidance.advice(p.label, region, language).icon
         headline = name if p.grade == "sure" else t["probably"].format(name=name)
         st.markdown(f"### {icon} {headline}")
-        st.markdown(stream_line(p.label, t, language))
+        st.markdown(stream_line(p.label, language, region))
         if p.grade == "sure":
             st.success(t["grade_sure"].format(confidence=confidence))
         else:
@@ -199,33 +239,95 @@ def render_verdict(p: Prediction, t: dict, language: str) -> None:
         a, b = t["classes"][first], t["classes"][second]
         st.markdown(f"#### {t['between'].format(a=a, b=b)}")
         body = t["grade_two"].format(a=a, pa=percent(p1, language), b=b, pb=percent(p2, language))
-        st.warning(f"{body}  \n{guidance.pair_tip(first, second, language)}")
-        st.markdown(
-            "\n".join(f"- **{t['classes'][label]}**: {stream_line(label, t, language)}" for label in (first, second))
-        )
+        st.warning(f"{body}  \n{words.pair_tip(first, second, language)}")
+        lines = [f"- **{t['classes'][label]}**: {stream_line(label, language, region)}" for label in (first, second)]
+        st.markdown("\n".join(lines))
         return
     st.markdown(f"#### {t['none_title']}")
     st.warning(f"{t['grade_none'].format(confidence=confidence, name=name)}  \n{t['retake_tips']}")
 
 
-def stream_line(label: str, t: dict, language: str) -> str:
-    """The class's waste stream as a coloured badge, and where it goes, in one line."""
-    advice = guidance.guidance(label, language)
-    return f":{STREAM_COLOURS[advice.stream]}-badge[{t['streams'][advice.stream]}] {advice.where[0]}"
+def stream_line(label: str, language: str, region: str) -> str:
+    """The class's waste stream in the region as a coloured badge, and where it goes, in one line."""
+    advice = guidance.advice(label, region, language)
+    return f":{advice.badge}-badge[{advice.stream_name}] {advice.where[0]}"
 
 
-def render_steps(advice: guidance.Guidance, t: dict) -> None:
+def render_steps(advice: guidance.Advice, t: dict, language: str) -> None:
     body = [
         advice.summary,
         f"**{t['prepare_label']}**",
         *[f"- {line}" for line in advice.prepare],
         f"**{t['where_label']}**",
         *[f"- {line}" for line in advice.where],
-        f"**{t['dont_label']}**",
-        *[f"- {line}" for line in advice.dont],
-        f"*{t['local_rules']}*",
     ]
+    if advice.dont:
+        body += [f"**{t['dont_label']}**", *[f"- {line}" for line in advice.dont]]
+    if advice.bin_colour:
+        body.append(f"**{t['bin_colour_label']}**: {t['bin_colours'][advice.bin_colour]}")
+    if advice.language != language:  # a pack a city wrote may have its own language only
+        body.append(t["advice_language"].format(language=words.texts(advice.language)["language_name"]))
+    body.append(f"*{t['advice_source'].format(title=advice.source_title, url=advice.source_url)}*")
     st.markdown("\n\n".join(body))
+
+
+def render_feedback(outcome: Outcome, t: dict, language: str, predictor: Predictor) -> None:
+    """ "Is this right?" under each result. With the user's consent, the photo and the answer are kept as training
+    data (`pilah app --corrections DIR`); without that folder the question still shows and says nothing is kept."""
+    store = correction_store(predictor)
+    p = outcome.prediction
+    with st.container(key=f"feedback-{outcome.id}"):
+        if outcome.feedback:
+            st.caption(t["feedback_kept"] if outcome.feedback == "kept" else t["feedback_not_kept"])
+            return
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.caption(t["feedback_question"], width="content")
+            right = st.feedback("thumbs", key=f"vote-{outcome.id}")
+        if right is None:
+            return
+        chosen = p.label if right == 1 else pick_class(outcome, t, predictor)
+        if chosen is None:
+            return
+        if store is None:
+            outcome.feedback = "noted"
+            st.caption(t["feedback_not_kept"])
+            return
+        consent = st.checkbox(t["feedback_consent"], key=f"consent-{outcome.id}")
+        if st.button(t["feedback_send"], key=f"send-{outcome.id}", disabled=not consent, type="primary"):
+            keep_correction(store, outcome, chosen, t, language, predictor)
+
+
+def pick_class(outcome: Outcome, t: dict, predictor: Predictor) -> str | None:
+    return st.selectbox(
+        t["feedback_pick"],
+        [label for label in predictor.classes if label != outcome.prediction.label] + [NONE_CLASS],
+        format_func=lambda label: t["feedback_none"] if label == NONE_CLASS else t["classes"].get(label, label),
+        index=None,
+        placeholder=t["feedback_pick_placeholder"],
+        key=f"pick-{outcome.id}",
+    )
+
+
+def keep_correction(
+    store: CorrectionStore, outcome: Outcome, chosen: str, t: dict, language: str, predictor: Predictor
+) -> None:
+    p = outcome.prediction
+    correction = Correction(
+        predicted=p.label,
+        confidence=p.confidence,
+        chosen=chosen,
+        model_name=predictor.metadata.get("name", predictor.model_path.stem),
+        model_version=str(predictor.metadata.get("pilah_version", "?")),
+        language=language,
+        region=st.session_state.region,
+    )
+    try:
+        store.add(outcome.photo, correction)
+    except (CorrectionError, ImageError) as error:  # full, or a photo it cannot keep: say so, keep the page
+        st.error(t["feedback_failed"].format(error=error))
+        return
+    outcome.feedback = "kept"
+    st.rerun()  # the question gives way to the thanks
 
 
 def render_gradcam(index: int, outcome: Outcome, t: dict, predictor: Predictor) -> None:
@@ -344,7 +446,9 @@ def render_model_info(t: dict, language: str, predictor: Predictor) -> None:
         verdict = (
             t["model_check_none"]
             if check.passed is None
-            else t["model_check_passed"].format(photos=check.photos, difference=f"{check.max_difference:.3f}")
+            else t["model_check_passed"].format(
+                photos=check.photos, difference=words.decimal(check.max_difference, language)
+            )
         )
         st.caption(f"{t['model_runtime'].format(runtime=predictor.runtime)} {verdict}")
 
@@ -353,9 +457,9 @@ def main() -> None:
     st.set_page_config(page_title="Pilah", page_icon="♻️", layout="centered")
     init_state()
     language = st.session_state.language
-    t = guidance.texts(language)
+    t = words.texts(language)
     st.html(page_style(t))
-    render_header(t)
+    render_header(t, language)
     fresh, from_camera = render_inputs(t)  # the pickers show before the model loads: the first paint is usable
     results = st.container()
     try:

@@ -1,7 +1,10 @@
-"""Scan a folder-per-class data set: decode every file once, list bad files with the reason, group duplicates.
+"""Scan folder-per-class data sets: decode every file once, list bad files with the reason, group duplicates.
 
-Accepts `DIR/<class>/*` and Kaggle's `DIR/garbage_classification/<class>/*`. Files are recognised as images by
-their content, never by their name; a file that is not a usable image is listed, never dropped silently.
+Accepts `DIR/<class>/*` and Kaggle's `DIR/garbage_classification/<class>/*`, and several folders at once (e.g. the
+data set and users' corrections): the first names the classes, the others may hold some of them, and duplicates
+are grouped across all, so a corrected copy of a test photo lands in the test split too. Files are recognised as
+images by their content, never by their name; a file that is not a usable image is listed, never dropped
+silently. Folders whose name starts with "." or "_" are not classes (corrections keep "none of these" in `_none`).
 """
 
 from __future__ import annotations
@@ -25,18 +28,24 @@ KAGGLE_SUBFOLDER = "garbage_classification"  # Kaggle's "Garbage Classification"
 
 @dataclass(frozen=True)
 class ScannedFile:
-    path: str  # relative to the data folder, with forward slashes
+    path: str  # relative to its data folder, with forward slashes
     label: str
     sha1: str
     phash: int | None = None
     thumbnail: np.ndarray | None = field(default=None, compare=False, repr=False)
     error: str | None = None  # a reason code when the file is not a usable image
     message: str = ""
+    source: int = 0  # which data folder: its position in the scan's `roots`
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Unique across folders (two folders may hold the same relative path)."""
+        return self.source, self.path
 
 
 @dataclass
 class ScanResult:
-    root: Path
+    roots: list[Path]
     classes: list[str]
     images: list[ScannedFile]
     rejected: list[ScannedFile]
@@ -46,14 +55,19 @@ class ScanResult:
         counts = Counter(f.label for f in self.images)
         return {c: counts.get(c, 0) for c in self.classes}
 
-    def group_of(self) -> dict[str, str]:
-        """Group id per path: the smallest SHA-1 in its duplicate group (its own SHA-1 if unique)."""
-        ids = {f.path: f.sha1[:16] for f in self.images}
+    def group_of(self) -> dict[tuple[int, str], str]:
+        """Group id per file key: the smallest SHA-1 in its duplicate group (its own SHA-1 if unique)."""
+        ids = {f.key: f.sha1[:16] for f in self.images}
         for group in self.groups:
             gid = min(f.sha1 for f in group)[:16]
             for f in group:
-                ids[f.path] = gid
+                ids[f.key] = gid
         return ids
+
+    def folder_counts(self) -> list[int]:
+        """Usable images per data folder, in the order of `roots`."""
+        counts = Counter(f.source for f in self.images)
+        return [counts.get(i, 0) for i in range(len(self.roots))]
 
 
 def image_root(root: Path) -> Path:
@@ -62,35 +76,45 @@ def image_root(root: Path) -> Path:
     return kaggle if kaggle.is_dir() else root
 
 
-def list_classes(root: Path) -> list[str]:
+def class_folders(root: Path) -> list[str]:
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
     base = image_root(root)
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def list_classes(root: Path) -> list[str]:
+    classes = class_folders(root)
     if not classes:
-        raise DataError(f"{base} has no class folders: expected DIR/<class>/<image files>")
+        raise DataError(f"{image_root(root)} has no class folders: expected DIR/<class>/<image files>")
     return classes
 
 
 def scan(
-    root: str | Path,
+    roots: str | Path | list[str | Path],
     config: DataConfig | None = None,
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
-    root = Path(root)
-    classes = list_classes(root)
-    base = image_root(root)
-    jobs = [(path, label) for label in classes for path in sorted((base / label).rglob("*")) if path.is_file()]
+    roots = [Path(r) for r in (roots if isinstance(roots, list) else [roots])]
+    classes = list_classes(roots[0])
+    jobs = []
+    for source, root in enumerate(roots):
+        found = class_folders(root)  # a corrections folder may hold only some classes, or none yet
+        strangers = sorted(set(found) - set(classes))
+        if strangers:
+            raise DataError(f"{root} has classes that {roots[0]} has not: {', '.join(strangers)}")
+        base = image_root(root)
+        jobs += [(root, p, label, source) for label in found for p in sorted((base / label).rglob("*")) if p.is_file()]
     results: list[ScannedFile] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for i, scanned in enumerate(pool.map(lambda job: inspect_file(root, *job), jobs), 1):
+        for i, scanned in enumerate(pool.map(lambda job: inspect_file(*job), jobs), 1):
             results.append(scanned)
             if progress:
                 progress(i, len(jobs))
     images = [f for f in results if f.error is None]
     if not images:
-        raise DataError(f"no decodable images under {base}")
+        raise DataError(f"no decodable images under {', '.join(map(str, roots))}")
     rejected = [f for f in results if f.error is not None]
     config = config or DataConfig()
     groups = duplicate_groups(
@@ -100,18 +124,18 @@ def scan(
         config.near_duplicate_distance,
         config.near_duplicate_color_difference,
     )
-    return ScanResult(root, classes, images, rejected, [[images[i] for i in group] for group in groups])
+    return ScanResult(roots, classes, images, rejected, [[images[i] for i in group] for group in groups])
 
 
-def inspect_file(root: Path, path: Path, label: str) -> ScannedFile:
+def inspect_file(root: Path, path: Path, label: str, source: int = 0) -> ScannedFile:
     relative = path.relative_to(root).as_posix()
     try:
         data = path.read_bytes()
     except OSError as error:
-        return ScannedFile(relative, label, "", error="unreadable", message=str(error))
+        return ScannedFile(relative, label, "", error="unreadable", message=str(error), source=source)
     sha1 = hashlib.sha1(data).hexdigest()
     try:
         image = open_image(data)
     except ImageError as error:
-        return ScannedFile(relative, label, sha1, error=error.code, message=str(error))
-    return ScannedFile(relative, label, sha1, phash=perceptual_hash(image), thumbnail=thumbnail(image))
+        return ScannedFile(relative, label, sha1, error=error.code, message=str(error), source=source)
+    return ScannedFile(relative, label, sha1, perceptual_hash(image), thumbnail(image), source=source)

@@ -19,16 +19,18 @@ from pilah.files import read_csv, write_csv
 
 SPLITS = ("train", "val", "test")
 SPLIT_STRATEGIES = ("grouped", "random")
-MANIFEST_COLUMNS = ("path", "class", "split", "sha1", "group")
+MANIFEST_COLUMNS = ("path", "class", "split", "sha1", "group", "source")
+OLD_MANIFEST_COLUMNS = MANIFEST_COLUMNS[:-1]  # one data folder: no source column
 
 
 @dataclass(frozen=True)
 class ManifestRow:
-    path: str
+    path: str  # relative to its data folder
     label: str
     split: str
     sha1: str
     group: str
+    source: int = 0  # which data folder: 0 is data.root, 1 the first of data.extra_roots, ...
 
 
 def is_exact(group: list[ScannedFile]) -> bool:
@@ -36,17 +38,45 @@ def is_exact(group: list[ScannedFile]) -> bool:
 
 
 def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:
-    """Stratified split by class, whole duplicate groups at a time, reproducible from the seed."""
+    """Stratified split by class, whole duplicate groups at a time, reproducible from the seed.
+
+    With several data folders the first is split as if it were alone, so adding corrections leaves its split (and
+    so its test set) unchanged; an image of another folder joins the split of a copy in the first, and the rest of
+    the other folders are split among themselves by the same rules."""
     fractions = np.array([config.train_fraction, config.val_fraction, config.test_fraction])
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise DataError(f"split fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
     group_ids = result.group_of()
+    split_of = _deal(_part(result, primary=True), config, fractions)
+    for group in result.groups:  # a copy in another folder joins its original's split
+        known = [split_of[f.key] for f in group if f.key in split_of]
+        if known:
+            split_of.update({f.key: known[0] for f in group if f.key not in split_of})
+    rest = _part(result, primary=False, exclude=set(split_of))
+    if rest.images:
+        split_of.update(_deal(rest, config, fractions))
+    rows = [ManifestRow(f.path, f.label, split_of[f.key], f.sha1, group_ids[f.key], f.source) for f in result.images]
+    return sorted(rows, key=lambda r: (r.source, r.path))
+
+
+def _part(result: ScanResult, primary: bool, exclude: set | frozenset = frozenset()) -> ScanResult:
+    """The images of the first folder (or of the others, less `exclude`), with their duplicate groups cut to them."""
+    keep = {f.key for f in result.images if (f.source == 0) == primary and f.key not in exclude}
+    groups = [[f for f in g if f.key in keep] for g in result.groups]
+    images = [f for f in result.images if f.key in keep]
+    return ScanResult(result.roots, result.classes, images, [], [g for g in groups if len(g) > 1])
+
+
+def _deal(result: ScanResult, config: DataConfig, fractions: np.ndarray) -> dict[tuple[int, str], str]:
+    """The split of every image: groups dealt class by class to the split furthest below its share."""
+    group_ids = result.group_of()
     # "random" deals every image alone, copies or not; the manifest still names each image's duplicate group,
     # so the leak it makes stays visible (`leaked_rows`).
-    unit_of = group_ids if config.split_strategy == "grouped" else {f.path: f.path for f in result.images}
+    alone = {f.key: f"{f.source}:{f.path}" if f.source else f.path for f in result.images}
+    unit_of = group_ids if config.split_strategy == "grouped" else alone
     members: dict[str, list[ScannedFile]] = {}
-    for f in sorted(result.images, key=lambda f: f.path):
-        members.setdefault(unit_of[f.path], []).append(f)
+    for f in sorted(result.images, key=lambda f: f.key):
+        members.setdefault(unit_of[f.key], []).append(f)
     by_class: dict[str, list[str]] = {c: [] for c in result.classes}
     for gid in sorted(members):
         labels = Counter(f.label for f in members[gid])
@@ -68,8 +98,7 @@ def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:
             counts[chosen] += size
             overall[chosen] += size
             split_of[gids[index]] = SPLITS[chosen]
-    rows = [ManifestRow(f.path, f.label, split_of[unit_of[f.path]], f.sha1, group_ids[f.path]) for f in result.images]
-    return sorted(rows, key=lambda r: r.path)
+    return {f.key: split_of[unit_of[f.key]] for f in result.images}
 
 
 def leaked_rows(rows: list[ManifestRow], split: str = "test") -> list[ManifestRow]:
@@ -79,14 +108,25 @@ def leaked_rows(rows: list[ManifestRow], split: str = "test") -> list[ManifestRo
 
 
 def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:
-    write_csv(Path(path), MANIFEST_COLUMNS, ((r.path, r.label, r.split, r.sha1, r.group) for r in rows))
+    write_csv(Path(path), MANIFEST_COLUMNS, ((r.path, r.label, r.split, r.sha1, r.group, r.source) for r in rows))
 
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:
     header, rows = read_csv(Path(path))
-    if tuple(header) != MANIFEST_COLUMNS:
+    if tuple(header) not in (MANIFEST_COLUMNS, OLD_MANIFEST_COLUMNS):
         raise DataError(f"{path}: expected columns {','.join(MANIFEST_COLUMNS)}")
-    return [ManifestRow(r["path"], r["class"], r["split"], r["sha1"], r["group"]) for r in rows]
+    return [
+        ManifestRow(r["path"], r["class"], r["split"], r["sha1"], r["group"], int(r.get("source") or 0)) for r in rows
+    ]
+
+
+def folder_distribution(rows: list[ManifestRow], folders: int) -> list[dict[str, int]]:
+    """Images per split and overall, per data folder (in the order the folders were given)."""
+    counts = Counter((r.source, r.split) for r in rows)
+    table = [{s: counts.get((source, s), 0) for s in SPLITS} for source in range(folders)]
+    for row in table:
+        row["all"] = sum(row[s] for s in SPLITS)
+    return table
 
 
 def distribution(rows: list[ManifestRow], classes: list[str]) -> dict[str, dict[str, int]]:
@@ -106,15 +146,14 @@ def write_distribution(table: dict[str, dict[str, int]], path: str | Path) -> No
 
 
 def write_rejected(rejected: list[ScannedFile], path: str | Path) -> None:
-    write_csv(
-        Path(path), ("path", "class", "reason", "message"), ((f.path, f.label, f.error, f.message) for f in rejected)
-    )
+    rows = ((f.path, f.label, f.error, f.message, f.source) for f in rejected)
+    write_csv(Path(path), ("path", "class", "reason", "message", "source"), rows)
 
 
-def write_groups(groups: list[list[ScannedFile]], group_ids: dict[str, str], path: str | Path) -> None:
+def write_groups(groups: list[list[ScannedFile]], group_ids: dict[tuple[int, str], str], path: str | Path) -> None:
     rows = [
-        (group_ids[f.path], "exact" if is_exact(group) else "near", f.path, f.label, f.sha1)
-        for group in sorted(groups, key=lambda g: group_ids[g[0].path])
-        for f in sorted(group, key=lambda f: f.path)
+        (group_ids[f.key], "exact" if is_exact(group) else "near", f.path, f.label, f.sha1, f.source)
+        for group in sorted(groups, key=lambda g: group_ids[g[0].key])
+        for f in sorted(group, key=lambda f: f.key)
     ]
-    write_csv(Path(path), ("group", "kind", "path", "class", "sha1"), rows)
+    write_csv(Path(path), ("group", "kind", "path", "class", "sha1", "source"), rows)

@@ -37,13 +37,14 @@ def config_command(config: Config, data: str = "DATA_DIR") -> str:
     """The `pilah train` command that reproduces this config: every value that differs from the defaults."""
     defaults, actual = _flatten(Config().to_dict()), _flatten(config.to_dict())
     weights = actual.pop("model.weights")
-    for key in ("data.root", "train.cache_dir"):
+    for key in ("data.root", "data.extra_roots", "train.cache_dir"):
         defaults.pop(key, None)
         actual.pop(key, None)
     sets = [f"--set {key}={_literal(value)}" for key, value in actual.items() if defaults.get(key) != value]
     if Path(weights).is_file():
         weights = "PATH/TO/xception_imagenet_notop.weights.h5"
-    return " ".join(["pilah train", f"--data {data}", f"--weights {weights}", *sets])
+    more = [f"--data {Path(root).name.upper()}_DIR" for root in config.data.extra_roots]
+    return " ".join(["pilah train", f"--data {data}", *more, f"--weights {weights}", *sets])
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -87,6 +88,22 @@ def architecture(config: Config) -> str:
     )
 
 
+def portable_config(config: Config) -> dict[str, Any]:
+    """The run's settings without this machine's paths (data folders, feature cache): a card travels."""
+    values = config.to_dict()
+    values["data"] = values["data"] | {"root": None, "extra_roots": []}
+    values["train"] = values["train"] | {"cache_dir": None}
+    return values
+
+
+def data_folders(run: Run) -> list[dict[str, Any]]:
+    """Each data folder the run trained on (by name, not by path: a card travels) with its images per split."""
+    if not run.paths.folders.is_file():  # runs from before several folders
+        counts = {split: len(run.split_rows(split)) for split in SPLITS}
+        return [{"folder": Path(run.data_roots[0]).name, **counts, "all": len(run.manifest)}]
+    return [{**entry, "folder": Path(entry["folder"]).name} for entry in read_json(run.paths.folders)]
+
+
 def build_card(run: Run, name: str) -> dict[str, Any]:
     paths = run.paths
     if not paths.metrics.is_file():
@@ -114,6 +131,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
             "source": DATA_CREDIT,
             "images": len(run.manifest),
             "split": counts,
+            "folders": data_folders(run),
             "split_seed": cfg.data.seed,
             "manifest_sha256": hashlib.sha256(paths.manifest.read_bytes()).hexdigest(),
             "duplicates": "exact (SHA-1) and near copies (pHash distance <= "
@@ -122,7 +140,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
         },
         "training": {
             "command": config_command(cfg),
-            "config": cfg.to_dict() | {"data": cfg.data.model_dump(mode="json") | {"root": None}},
+            "config": portable_config(cfg),
             "epochs": state.get("epochs_done"),
             "fit_seconds": round(state.get("seconds", 0.0), 1),
             "wall_clock_seconds": training_wall_clock(paths.log) if paths.log.is_file() else None,

@@ -43,7 +43,7 @@ def calibration_images(inputs: list[str | Path]) -> list[Path]:
     for item in inputs:
         if RunPaths(Path(item)).manifest.is_file():
             run = Run.open(item)
-            images += [run.data_root / row.path for row in run.split_rows("train")]
+            images += run.image_paths(run.split_rows("train"))
         else:
             images += expand_inputs([item])
     return images

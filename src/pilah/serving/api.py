@@ -10,34 +10,73 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pilah import __version__
+from pilah import __version__, guidance
+from pilah.data.corrections import Correction, CorrectionStore
 from pilah.errors import PilahError, image_http_status
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.serving.batching import Batcher
 from pilah.serving.limits import ApiError, BodyLimit, error_response, read_upload
 from pilah.serving.schemas import (
     ERRORS,
+    FEEDBACK_ERRORS,
+    Advice,
     BatchBody,
     BatchItem,
     ClassProbability,
     ErrorBody,
+    FeedbackBody,
     Health,
     ModelRef,
     PredictionBody,
+    Region,
     SelfCheck,
 )
 from pilah.serving.settings import MULTIPART_OVERHEAD, ServiceConfig
 
 Photo = Annotated[UploadFile, File(description="one photo (JPEG, PNG, WebP, ...); its bytes decide the format")]
 Photos = Annotated[list[UploadFile], File(description="photos, at most the batch limit (32 by default)")]
+RegionQuery = Annotated[
+    str | None, Query(description="add disposal advice from this region's guidance pack (GET /v1/regions)")
+]
+LanguageQuery = Annotated[str, Query(description="the advice's language: id or en")]
+
+
+class RecentPredictions:
+    """The last predictions with their photos, so that feedback can quote an id instead of sending the photo
+    again; bounded by count and by bytes (the oldest go first). Used from the event loop only."""
+
+    def __init__(self, count: int, max_bytes: int) -> None:
+        self.count, self.max_bytes = count, max_bytes
+        self.items: OrderedDict[str, tuple[bytes, Prediction]] = OrderedDict()
+        self.bytes = 0
+
+    def add(self, photo: bytes, prediction: Prediction) -> str:
+        key = uuid.uuid4().hex
+        self.items[key] = (photo, prediction)
+        self.bytes += len(photo)
+        while self.items and (len(self.items) > self.count or self.bytes > self.max_bytes):
+            old, _ = self.items.popitem(last=False)
+            self.bytes -= len(old)
+        return key
+
+    def get(self, key: str) -> tuple[bytes, Prediction]:
+        if key not in self.items:
+            raise ApiError(
+                404,
+                "unknown_prediction",
+                f"no recent prediction {key!r} (the server keeps the last {self.count}); send the photo instead",
+            )
+        return self.items[key]
 
 
 class Service:
@@ -49,11 +88,20 @@ class Service:
         self.load_error: str | None = None
         self.batcher: Batcher | None = None
         self.admitted = 0  # requests running or waiting; guarded by the event loop (one thread)
+        self.store: CorrectionStore | None = None
+        self.recent = RecentPredictions(config.recent_predictions, int(config.recent_megabytes * 1024 * 1024))
 
     def load(self) -> None:
         try:
             predictor = Predictor(self.config.model, max_pixels=self.config.max_pixels)
             self.batcher = Batcher(predictor, self.config.max_inference_batch, self.config.top_k)
+            if self.config.corrections:
+                self.store = CorrectionStore(
+                    self.config.corrections,
+                    predictor.classes,
+                    self.config.max_corrections,
+                    self.config.max_upload_bytes,
+                )
             self.predictor = predictor
         except Exception as error:  # reported by /healthz and every request, not a crash
             self.load_error = str(error) if isinstance(error, PilahError) else f"{type(error).__name__}: {error}"
@@ -88,8 +136,12 @@ class Service:
         finally:
             self.admitted -= 1
 
-    def body(self, filename: str | None, p: Prediction) -> PredictionBody:
+    def body(
+        self, filename: str | None, p: Prediction, photo: bytes, region: str | None, language: str
+    ) -> PredictionBody:
+        """The answer for one photo; kept for feedback by id when corrections are on."""
         return PredictionBody(
+            id=self.recent.add(photo, p) if self.store else None,
             filename=filename,
             label=p.label or "",
             confidence=p.confidence,
@@ -99,12 +151,39 @@ class Service:
             probabilities=p.probabilities,
             latency_ms=p.latency_ms,
             model=self.model_ref,
+            advice=Advice(**guidance.advice(p.label, region, language).to_dict()) if region else None,
         )
+
+    async def feedback(
+        self, photo: bytes, prediction: Prediction, chosen: str, region: str | None, language: str | None
+    ) -> FeedbackBody:
+        if self.store is None:
+            raise ApiError(404, "feedback_disabled", "this server keeps no corrections (pilah serve --corrections DIR)")
+        correction = Correction(
+            predicted=prediction.label or "",
+            confidence=prediction.confidence,
+            chosen=chosen,
+            model_name=self.model_ref.name,
+            model_version=self.model_ref.version,
+            language=language,
+            region=region,
+            channel="api",
+        )
+        record = await anyio.to_thread.run_sync(self.store.add, photo, correction)
+        return FeedbackBody(**{key: record[key] for key in FeedbackBody.model_fields})
 
 
 def image_error(p: Prediction) -> ApiError:
     code = p.error_code or "corrupt"
     return ApiError(image_http_status(code), code, p.error or code)
+
+
+def check_advice(region: str | None, language: str) -> None:
+    """422 for a region without a pack or a language Pilah does not speak, before any work is done."""
+    if region is not None and region not in guidance.regions():
+        raise ApiError(422, "unknown_region", f"no guidance pack for {region!r}; regions: {guidance.regions()}")
+    if language not in guidance.LANGUAGES:
+        raise ApiError(422, "unknown_language", f"language must be one of {list(guidance.LANGUAGES)}")
 
 
 def create_app(config: ServiceConfig | None = None, load_in_background: bool = True) -> FastAPI:
@@ -125,7 +204,7 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
         lifespan=lifespan,
     )
 
-    def limit_for(path: str) -> int:
+    def limit_for(path: str) -> int:  # /v1/feedback carries one photo, as /v1/predict
         files = config.max_batch if path.endswith("/batch") else 1
         return files * config.max_upload_bytes + MULTIPART_OVERHEAD
 
@@ -178,18 +257,26 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
             "self_check_result": predictor.check.to_dict(),
         }
 
+    @app.get("/v1/regions", response_model=list[Region], tags=["model"])
+    async def list_regions() -> list[Region]:
+        """The regions whose disposal advice this server knows (`?region=` on the predict routes)."""
+        packs = [guidance.pack(region) for region in guidance.regions()]
+        return [Region(region=p.region, name=p.name, languages=p.languages) for p in packs]
+
     @app.post("/v1/predict", response_model=PredictionBody, responses=ERRORS, tags=["predict"])
-    async def predict(file: Photo):
-        """Classify one photo."""
+    async def predict(file: Photo, region: RegionQuery = None, lang: LanguageQuery = "en"):
+        """Classify one photo; with `?region=`, add how to dispose of it there."""
+        check_advice(region, lang)
         data = await read_upload(file, config.max_upload_bytes)
         (prediction,) = await service.predict([(file.filename, data)])
         if prediction.error_code:
             raise image_error(prediction)
-        return service.body(file.filename, prediction)
+        return service.body(file.filename, prediction, data, region, lang)
 
     @app.post("/v1/predict/batch", response_model=BatchBody, responses=ERRORS, tags=["predict"])
-    async def predict_batch(files: Photos):
+    async def predict_batch(files: Photos, region: RegionQuery = None, lang: LanguageQuery = "en"):
         """Classify up to `max_batch` photos; a bad file gets its own error and never fails the batch."""
+        check_advice(region, lang)
         if len(files) > config.max_batch:
             raise ApiError(422, "too_many_files", f"{len(files)} files; at most {config.max_batch} per batch")
         items: list[BatchItem] = []
@@ -202,13 +289,42 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
                 failed = ErrorBody(code=error.code, message=error.message)
                 items.append(BatchItem(filename=upload.filename, error=failed))
         predictions = await service.predict([(name, data) for _, name, data in good]) if good else []
-        for (index, name, _), prediction in zip(good, predictions, strict=True):
+        for (index, name, data), prediction in zip(good, predictions, strict=True):
             if prediction.error_code:
                 error = image_error(prediction)
                 items[index].error = ErrorBody(code=error.code, message=error.message)
             else:
-                items[index].result = service.body(name, prediction)
+                items[index].result = service.body(name, prediction, data, region, lang)
         return BatchBody(results=items, model=service.model_ref)
+
+    @app.post(
+        "/v1/feedback", response_model=FeedbackBody, status_code=201, responses=FEEDBACK_ERRORS, tags=["feedback"]
+    )
+    async def feedback(
+        label: Annotated[str, Form(description="the right class, or `none` when the photo fits no class")],
+        file: Annotated[UploadFile | None, File(description="the photo (or give prediction_id)")] = None,
+        prediction_id: Annotated[str | None, Form(description="the `id` of a recent /v1/predict answer")] = None,
+        region: Annotated[str | None, Form(description="where the user lives, kept with the record")] = None,
+        language: Annotated[str | None, Form(description="the user's language, kept with the record")] = None,
+    ):
+        """Say what a photo really shows. With `pilah serve --corrections DIR`, the photo (re-encoded as JPEG, its
+        metadata dropped) goes to `DIR/<class>/<sha1>.jpg` and a record to `DIR/corrections.jsonl`, ready to
+        train on (`pilah train --data DATA --data DIR`); otherwise 404 `feedback_disabled`."""
+        if service.store is None:
+            raise ApiError(404, "feedback_disabled", "this server keeps no corrections (pilah serve --corrections DIR)")
+        if (file is None) == (prediction_id is None):
+            raise ApiError(422, "invalid_request", "send either the photo (file) or a prediction_id, not both")
+        predictor = service.require_ready()
+        if label not in (*predictor.classes, "none"):
+            raise ApiError(422, "unknown_label", f"label must be one of {predictor.classes} or 'none'")
+        if file is not None:
+            photo = await read_upload(file, config.max_upload_bytes)
+            (prediction,) = await service.predict([(file.filename, photo)])
+            if prediction.error_code:
+                raise image_error(prediction)
+        else:
+            photo, prediction = service.recent.get(prediction_id)
+        return await service.feedback(photo, prediction, label, region, language)
 
     return app
 

@@ -22,7 +22,27 @@ class ModelRef(BaseModel):
     version: str
 
 
+class Advice(BaseModel):
+    """How to dispose of the predicted class in the region asked for (`?region=`), from its guidance pack."""
+
+    region: str
+    label: str
+    language: str
+    stream: str
+    stream_name: str
+    icon: str
+    badge: str
+    bin_colour: str | None
+    summary: str
+    prepare: list[str]
+    where: list[str]
+    dont: list[str]
+    source_url: str
+    source_title: str
+
+
 class PredictionBody(BaseModel):
+    id: str | None = None  # when the server keeps corrections: quote it in POST /v1/feedback instead of the photo
     filename: str | None
     label: str
     confidence: float
@@ -32,6 +52,7 @@ class PredictionBody(BaseModel):
     probabilities: dict[str, float]
     latency_ms: float
     model: ModelRef
+    advice: Advice | None = None  # with ?region=
 
 
 class BatchItem(BaseModel):
@@ -43,6 +64,24 @@ class BatchItem(BaseModel):
 class BatchBody(BaseModel):
     results: list[BatchItem]
     model: ModelRef
+
+
+class FeedbackBody(BaseModel):
+    """A correction as kept: the photo's place in the corrections folder and what was recorded."""
+
+    path: str
+    sha1: str
+    predicted: str
+    confidence: float
+    chosen: str
+    correct: bool
+    time: str
+
+
+class Region(BaseModel):
+    region: str
+    name: dict[str, str]
+    languages: list[str]
 
 
 class SelfCheck(BaseModel):
@@ -71,8 +110,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in {
         413: "body over the upload limit",
         415: "not an image, or a format this service cannot decode",
-        422: "corrupt or refused image (pixel limit, size, aspect ratio), missing file, too many files",
+        422: "corrupt or refused image (pixel limit, size, aspect ratio), missing file, too many files, unknown class "
+        "or region",
         503: "model not loaded yet, or the queue is full (see Retry-After)",
         504: "inference took longer than the request timeout",
     }.items()
+}
+
+FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorBody, "description": "unknown (or forgotten) prediction id, or feedback is off on this server"},
+    507: {"model": ErrorBody, "description": "the corrections folder is full"},
 }

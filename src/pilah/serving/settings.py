@@ -19,6 +19,10 @@ class ServiceConfig:
     queue: int = 64  # requests waiting beyond those running; more get 503
     timeout_s: float = 60.0  # a request waiting or running longer gets 504
     top_k: int = 3
+    corrections: str | None = None  # a folder: POST /v1/feedback keeps corrections there; None: feedback is off
+    max_corrections: int = 10_000  # photos the corrections folder may hold
+    recent_predictions: int = 256  # predictions kept (with their photo) for feedback by id, when corrections are on
+    recent_megabytes: float = 256.0  # ... and at most this much photo data
 
     @property
     def max_upload_bytes(self) -> int:

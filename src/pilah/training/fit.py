@@ -40,25 +40,29 @@ class TrainState:
     cache_views_filled: int = 0  # ... and computed for it
 
 
-def prepare_run(config: Config, data_dir: Path, out: Path | None, manifest: Path | None = None) -> Run:
-    """Create a new run folder: config, scanned and split manifest, labels."""
+def prepare_run(config: Config, data: Path | list[Path], out: Path | None, manifest: Path | None = None) -> Run:
+    """Create a new run folder: config, scanned and split manifest (over all data folders), labels."""
+    data_dirs = [Path(d) for d in data] if isinstance(data, list) else [Path(data)]
     out = out or next_run_dir(Path("runs"))
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out} already holds a run; pass another --out, or --resume {out}")
     out.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(out)
-    config.data.root = str(data_dir.resolve())
+    config.data.root = str(data_dirs[0].resolve())
+    config.data.extra_roots = [str(d.resolve()) for d in data_dirs[1:]]
     if manifest is not None:
         rows = splitting.read_manifest(manifest)
         classes = sorted({r.label for r in rows})
     else:
-        scanned = scanning.scan(data_dir, config.data, config.train.workers, Progress("scanning"))
+        scanned = scanning.scan(data_dirs, config.data, config.train.workers, Progress("scanning"))
         rows, classes = splitting.split(scanned, config.data), scanned.classes
     splitting.write_manifest(rows, paths.manifest)
     config.save(paths.config)
     write_json(paths.labels, classes)
     table = splitting.distribution(rows, classes)
     splitting.write_distribution(table, out / "class_distribution.csv")
+    folders = splitting.folder_distribution(rows, len(data_dirs))
+    write_json(paths.folders, [{"folder": str(d.resolve()), **n} for d, n in zip(data_dirs, folders, strict=True)])
     from pilah.data.charts import class_distribution  # matplotlib: only where a chart is drawn
 
     class_distribution(table, paths.plots / "class_distribution.png", "Images per class")
@@ -73,7 +77,7 @@ def batches_for(run: Run, split: str, training: bool = False, epoch: int = 0) ->
     cfg = run.config
     batch_size = cfg.train.batch_size if training else cfg.eval.batch_size
     batches = ImageBatches(
-        [run.data_root / r.path for r in rows],
+        run.image_paths(rows),
         run.class_indices(split),
         num_classes=len(run.classes),
         image_size=cfg.data.image_size,

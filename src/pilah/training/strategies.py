@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from pilah.config import Config
-from pilah.data.split import SPLITS
+from pilah.data.split import SPLITS, folder_distribution
 from pilah.errors import RunError
 from pilah.files import read_json
 from pilah.runs import Run, file_logger
@@ -32,12 +32,14 @@ STRATEGIES = {
 }
 
 
-def train(config: Config, data_dir: Path, out: Path | None = None, manifest: Path | None = None) -> Run:
-    """Start a new run: scan and split the data (or take `manifest`), build the seed's model, train."""
+def train(config: Config, data: Path | list[Path], out: Path | None = None, manifest: Path | None = None) -> Run:
+    """Start a new run: scan and split the data folders (or take `manifest`), build the seed's model, train."""
     keras.utils.set_random_seed(config.training_seed)
-    run = fit.prepare_run(config, data_dir, out, manifest)
+    run = fit.prepare_run(config, data, out, manifest)
     logger = file_logger(run.paths.log)
     logger.info(f"run {run.paths.root}: {len(run.manifest)} images, {len(run.classes)} classes")
+    for root, counts in zip(run.data_roots, folder_distribution(run.manifest, len(run.data_roots)), strict=True):
+        logger.info(f"  from {root}: {counts['all']} images")
     for split in SPLITS:
         logger.info(f"  {split}: {len(run.split_rows(split))} images")
     return STRATEGIES[config.train.mode].start(run)

@@ -1,30 +1,20 @@
-"""The app's words: UI texts and per-class disposal guidance, both kept in YAML data files.
+"""The app's words, kept in a YAML data file (`pilah/resources/texts.yaml`), and how numbers are written.
 
-Bahasa Indonesia is the default language; every text exists in both languages (tests check it).
+Bahasa Indonesia is the default language; every text exists in both languages (tests check it). The disposal
+advice itself comes from the regional guidance packs (`pilah.guidance`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
 
-LANGUAGES = ("id", "en")
+from pilah.guidance import LANGUAGES
+
 DEFAULT_LANGUAGE = "id"
-
-
-@dataclass(frozen=True)
-class Guidance:
-    """How to dispose of one class, in one language."""
-
-    stream: str  # organik, anorganik, b3, residu or tekstil
-    summary: str
-    prepare: list[str]
-    where: list[str]
-    dont: list[str]
 
 
 @cache
@@ -33,20 +23,10 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def texts(language: str) -> dict[str, Any]:
-    """All UI texts of one language (nested: `errors`, `streams`, `classes`)."""
+    """All UI texts of one language (nested: `errors`, `classes`, `pair_tips`, `csv`)."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
     return _load("texts.yaml")[language]
-
-
-def guidance(label: str, language: str) -> Guidance:
-    entry = _load("guidance.yaml")[label]
-    words = entry[language]
-    return Guidance(entry["stream"], words["summary"], words["prepare"], words["where"], words["dont"])
-
-
-def guided_classes() -> list[str]:
-    return list(_load("guidance.yaml"))
 
 
 def error_message(code: str | None, language: str) -> str:
@@ -55,10 +35,16 @@ def error_message(code: str | None, language: str) -> str:
     return errors.get(code or "other", errors["other"])
 
 
+def decimal(value: float, language: str, digits: int = 3) -> str:
+    """A number with the language's decimal mark: "0,106" in Bahasa Indonesia, "0.106" in English."""
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if language == "id" else text
+
+
 def percent(value: float, language: str) -> str:
     """A probability as people read it, one decimal: "99,3 %" in Bahasa Indonesia, "99.3%" in English."""
-    text = f"{value * 100:.1f}"
-    return f"{text.replace('.', ',')} %" if language == "id" else f"{text}%"
+    text = decimal(value * 100, language, 1)
+    return f"{text} %" if language == "id" else f"{text}%"
 
 
 def pair_tip(first: str, second: str, language: str) -> str:

@@ -1,0 +1,163 @@
+"""Corrections from users, kept as training data: `DIR/<class>/<sha1>.jpg` plus an append-only `corrections.jsonl`.
+
+The folder is a folder-per-class data set, so `pilah data split` and `pilah train --data DIR` take it as it is
+(photos a user said fit no class go to `_none/`, which a scan skips). Safe by construction: file names come from
+the photo's SHA-1, never from a request; the photo is decoded and re-encoded as JPEG (which also drops its
+metadata, e.g. a phone's GPS position); one lock file serialises writers across threads and processes, so
+parallel writers lose nothing; a size cap per photo and a count cap per folder bound the disk it can take.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pilah.errors import CorrectionError
+from pilah.files import write_bytes
+from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image
+
+LOG_NAME = "corrections.jsonl"
+NONE_CLASS = "none"  # "none of these classes": kept apart, in NONE_FOLDER, never trained on as a class
+NONE_FOLDER = "_none"
+LOCK_NAME = ".lock"
+DEFAULT_MAX_PHOTOS = 10_000
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One answer from a user about one prediction: what the model said and what the user says it is."""
+
+    predicted: str
+    confidence: float
+    chosen: str  # a class, or NONE_CLASS
+    model_name: str
+    model_version: str
+    language: str | None = None  # the app's language when it was given
+    region: str | None = None
+    channel: str = "app"  # "app" or "api"
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.chosen
+
+
+class CorrectionStore:
+    """A corrections folder, created on first use."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        classes: list[str],
+        max_photos: int = DEFAULT_MAX_PHOTOS,
+        max_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
+    ) -> None:
+        self.folder = Path(folder)
+        self.classes = list(classes)
+        self.max_photos, self.max_bytes = max_photos, max_bytes
+
+    def add(self, photo: bytes, correction: Correction) -> dict:
+        """Keep the photo under its chosen class and append the record; returns the record as written."""
+        if correction.chosen not in (*self.classes, NONE_CLASS):
+            raise CorrectionError(f"unknown class {correction.chosen!r}; one of {self.classes} or {NONE_CLASS!r}")
+        if len(photo) > self.max_bytes:
+            raise CorrectionError(f"the photo is over the {self.max_bytes:,}-byte limit", code="too_large_upload")
+        jpeg = _as_jpeg(photo)  # an ImageError for anything that is not a usable image
+        sha1 = hashlib.sha1(photo).hexdigest()
+        relative = f"{folder_of(correction.chosen)}/{sha1}.jpg"
+        with self._locked():
+            existing = self._copies(sha1)
+            if not existing and self.count() >= self.max_photos:
+                raise CorrectionError(
+                    f"{self.folder} holds {self.max_photos:,} photos, its limit", code="corrections_full"
+                )
+            for old in existing:  # the latest answer decides the photo's class: one copy only
+                if old.relative_to(self.folder).as_posix() != relative:
+                    old.unlink()
+                    if not any(old.parent.iterdir()):  # no empty class folder left behind for a scan
+                        old.parent.rmdir()
+            write_bytes(self.folder / relative, jpeg)
+            record = {"path": relative, "sha1": sha1, **asdict(correction), "correct": correction.correct}
+            with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record, ensure_ascii=False) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+        return record
+
+    def count(self) -> int:
+        return sum(1 for _ in self.folder.glob("*/*.jpg"))
+
+    def _copies(self, sha1: str) -> list[Path]:
+        return list(self.folder.glob(f"*/{sha1}.jpg"))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / LOCK_NAME, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # each call opens its own: threads exclude each other too
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def folder_of(chosen: str) -> str:
+    return NONE_FOLDER if chosen == NONE_CLASS else chosen
+
+
+def _as_jpeg(photo: bytes) -> bytes:
+    image = open_image(photo)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def read_log(folder: str | Path) -> list[dict]:
+    """Every record, oldest first; a torn last line (a crash mid-write) is skipped, never fatal."""
+    path = Path(folder) / LOG_NAME
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+@dataclass
+class Summary:
+    records: int
+    photos: dict[str, int]  # photos on disk per folder (class, or NONE_FOLDER)
+    per_class: dict[str, dict[str, int]]  # per chosen class: answers, of which the model had right and wrong
+    confusions: list[tuple[str, str, int]]  # (predicted, chosen, count), most frequent first, wrong answers only
+
+
+def summarise(folder: str | Path) -> Summary:
+    """What users said: per class how often the model was right or wrong, and the pairs it confused."""
+    folder = Path(folder)
+    records = read_log(folder)
+    per_class: dict[str, dict[str, int]] = {}
+    for r in records:
+        row = per_class.setdefault(r["chosen"], {"answers": 0, "right": 0, "wrong": 0})
+        row["answers"] += 1
+        row["right" if r["correct"] else "wrong"] += 1
+    pairs = Counter((r["predicted"], r["chosen"]) for r in records if not r["correct"])
+    photos = Counter(p.parent.name for p in folder.glob("*/*.jpg")) if folder.is_dir() else Counter()
+    return Summary(
+        len(records),
+        dict(sorted(photos.items())),
+        dict(sorted(per_class.items())),
+        [(a, b, n) for (a, b), n in pairs.most_common()],
+    )

@@ -1,0 +1,215 @@
+"""Regional guidance packs: how to dispose of each class where the user lives, with the public rule behind it.
+
+A pack is one YAML file per region (`pilah/resources/guidance/<region>.yaml` ship with Pilah; a city can write
+its own, check it with `pilah guidance check FILE` and put it in the folder that `PILAH_GUIDANCE_DIR` names, where
+the app, the API and the CLI find it beside the bundled ones). It names the region's waste streams (with the colour
+of their bin where the region has one) and, for each of the model's classes, the stream, the preparation
+steps, where it goes, what not to do and the source of the rule, in one or more languages. docs/guidance.md
+explains how to write one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+
+from pilah.errors import GuidanceError
+
+CLASSES = (
+    "battery",
+    "biological",
+    "brown-glass",
+    "cardboard",
+    "clothes",
+    "green-glass",
+    "metal",
+    "paper",
+    "plastic",
+    "shoes",
+    "trash",
+    "white-glass",
+)
+DEFAULT_REGION = "id"  # Indonesia, as the original app
+GUIDANCE_DIR_ENV = "PILAH_GUIDANCE_DIR"  # a folder of more packs (<region>.yaml), e.g. a city's own
+LANGUAGES = ("id", "en")  # the languages of Pilah's own texts; a pack provides one or both
+BADGE_COLOURS = ("red", "orange", "yellow", "green", "blue", "violet", "gray")  # what Streamlit's badges can show
+BIN_COLOURS = ("yellow", "blue", "green", "brown", "grey", "black", "white", "red", "orange", "purple")
+Language = Literal["id", "en"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """The public rule an entry follows: where a reader can check it."""
+
+    url: HttpUrl
+    title: str = Field(min_length=3)
+
+
+class Stream(_Strict):
+    """One of the region's waste streams, e.g. Germany's yellow bin for packaging."""
+
+    name: dict[Language, str]
+    icon: str = Field(min_length=1, max_length=4)  # one emoji
+    badge: Literal[BADGE_COLOURS]  # the colour the app draws the stream's name in
+    bin_colour: Literal[BIN_COLOURS] | None = None  # the colour of its bin or container, if the region has one
+
+
+class Words(_Strict):
+    summary: str = Field(min_length=3)
+    prepare: list[str] = Field(min_length=1)
+    where: list[str] = Field(min_length=1)
+    dont: list[str] = Field(default_factory=list)
+
+
+class Rule(_Strict):
+    """How to dispose of one class in this region, in each language the pack provides."""
+
+    stream: str
+    source: Source
+    id: Words | None = None
+    en: Words | None = None
+
+    @property
+    def words(self) -> dict[str, Words]:
+        return {lang: w for lang, w in (("id", self.id), ("en", self.en)) if w is not None}
+
+
+class Pack(_Strict):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z0-9]{2,8})?$")  # e.g. "id", "de", "us-sf"
+    name: dict[Language, str]
+    languages: list[Language] = Field(min_length=1)
+    streams: dict[str, Stream]
+    classes: dict[str, Rule]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Pack:
+        problems = []
+        missing = [c for c in CLASSES if c not in self.classes]
+        unknown = [c for c in self.classes if c not in CLASSES]
+        if missing:
+            problems.append(f"classes: missing {', '.join(missing)}")
+        if unknown:
+            problems.append(f"classes: unknown {', '.join(unknown)} (the model's classes: {', '.join(CLASSES)})")
+        for label, rule in self.classes.items():
+            if rule.stream not in self.streams:
+                problems.append(
+                    f"classes.{label}.stream: {rule.stream!r} is not one of the streams {list(self.streams)}"
+                )
+            for language in self.languages:
+                if language not in rule.words:
+                    problems.append(f"classes.{label}: no {language!r} words, though the pack's languages list it")
+        for key, stream in self.streams.items():
+            problems += [f"streams.{key}.name: no {lang!r} name" for lang in self.languages if lang not in stream.name]
+        problems += [f"name: no {lang!r} name" for lang in self.languages if lang not in self.name]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How to dispose of one class, in one region and one language: what the app, the API and the CLI show."""
+
+    region: str
+    label: str
+    language: str  # the language of the words: the one asked for, or the pack's first when it lacks it
+    stream: str
+    stream_name: str
+    icon: str
+    badge: str
+    bin_colour: str | None
+    summary: str
+    prepare: list[str]
+    where: list[str]
+    dont: list[str]
+    source_url: str
+    source_title: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_pack(path: str | Path) -> Pack:
+    """A pack file, validated; every problem is named with its place in the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise GuidanceError(f"{path}: cannot read it ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise GuidanceError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return Pack.model_validate(data)
+    except ValidationError as error:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors()]
+        raise GuidanceError(f"{path}: {error.error_count()} problem(s)\n" + "\n".join(lines)) from error
+
+
+def pack_files() -> dict[str, Path]:
+    """Region -> pack file: the bundled packs, then those in `PILAH_GUIDANCE_DIR` (which may replace one)."""
+    folders = [Path(str(resources.files("pilah.resources").joinpath("guidance")))]
+    if os.environ.get(GUIDANCE_DIR_ENV):
+        folders.append(Path(os.environ[GUIDANCE_DIR_ENV]))
+    return {p.stem: p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.yaml"))}
+
+
+def regions() -> list[str]:
+    """The regions Pilah has a pack for, the default first."""
+    return sorted(pack_files(), key=lambda name: (name != DEFAULT_REGION, name))
+
+
+def pack(region: str = DEFAULT_REGION) -> Pack:
+    """A region's pack; an unknown region is an error that lists the known ones."""
+    files = pack_files()
+    if region not in files:
+        known = ", ".join(regions())
+        raise GuidanceError(f"unknown region {region!r}; regions: {known}", code="unknown_region")
+    return _read_once(files[region], files[region].stat().st_mtime_ns)
+
+
+@cache
+def _read_once(path: Path, modified_ns: int) -> Pack:
+    """Each version of a pack file is read once per process (an edited file is read again)."""
+    found = read_pack(path)
+    if found.region != path.stem:
+        raise GuidanceError(f"{path}: region {found.region!r} must match the file name ({path.stem}.yaml)")
+    return found
+
+
+def advice(label: str, region: str = DEFAULT_REGION, language: str = "en") -> Advice:
+    """How to dispose of `label` in `region`, in `language` (or the pack's first language when it lacks it)."""
+    p = pack(region)
+    rule = p.classes[label]
+    used = language if language in rule.words else p.languages[0]
+    words, stream = rule.words[used], p.streams[rule.stream]
+    return Advice(
+        region=p.region,
+        label=label,
+        language=used,
+        stream=rule.stream,
+        stream_name=stream.name.get(used, next(iter(stream.name.values()))),
+        icon=stream.icon,
+        badge=stream.badge,
+        bin_colour=stream.bin_colour,
+        summary=words.summary,
+        prepare=list(words.prepare),
+        where=list(words.where),
+        dont=list(words.dont),
+        source_url=str(rule.source.url),
+        source_title=rule.source.title,
+    )
+
+
+def region_name(region: str, language: str) -> str:
+    names = pack(region).name
+    return names.get(language, next(iter(names.values())))

@@ -1,0 +1,118 @@
+"""Regional guidance packs: the bundled ones are complete and differ where the regions' rules differ; a pack a
+city writes is checked by `pilah guidance check`, and found through PILAH_GUIDANCE_DIR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import EXAMPLES, pilah
+from pilah import guidance
+from pilah.errors import GuidanceError
+
+PACKS = Path(guidance.__file__).parent / "resources" / "guidance"
+
+
+def test_three_regions_ship_each_complete_in_both_languages_with_a_source_per_rule():
+    assert guidance.regions() == ["id", "de", "us-sf"]  # the default first
+    for region in guidance.regions():
+        pack = guidance.pack(region)
+        assert set(pack.classes) == set(guidance.CLASSES)
+        for label in guidance.CLASSES:
+            for language in guidance.LANGUAGES:
+                advice = guidance.advice(label, region, language)
+                assert advice.language == language and advice.summary and advice.prepare and advice.where
+                assert advice.source_url.startswith("https://") and advice.source_title
+                assert advice.stream_name == pack.streams[advice.stream].name[language]
+
+
+def test_the_regions_sort_glass_differently():
+    """Germany: a container per glass colour; San Francisco: every colour in the blue bin; Indonesia: one stream."""
+    glass = ("brown-glass", "green-glass", "white-glass")
+    de = [guidance.advice(label, "de", "en") for label in glass]
+    assert [a.bin_colour for a in de] == ["brown", "green", "white"]
+    assert len({a.stream for a in de}) == 3
+    sf = [guidance.advice(label, "us-sf", "en") for label in glass]
+    assert {a.stream for a in sf} == {"recycling"} and {a.bin_colour for a in sf} == {"blue"}
+    assert guidance.advice("plastic", "de", "en").bin_colour == "yellow"  # the yellow bin for packaging
+    assert guidance.advice("battery", "us-sf", "en").bin_colour is None  # no bin at all: a drop-off
+    assert guidance.advice("battery", "id", "id").stream == "b3"
+
+
+def test_the_indonesian_pack_keeps_the_original_advice():
+    battery = guidance.advice("battery", "id", "id")
+    assert battery.stream_name == "B3 (bahan berbahaya dan beracun)"
+    assert battery.where[0].startswith("Dropbox baterai")
+
+
+def write_pack(folder: Path, region: str, change) -> Path:
+    data = yaml.safe_load((PACKS / "de.yaml").read_text())
+    data["region"] = region
+    change(data)
+    path = folder / f"{region}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def test_pilah_guidance_check_accepts_a_good_pack_and_names_each_problem_of_a_bad_one(tmp_path):
+    good = pilah("guidance", "check", PACKS / "us-sf.yaml")
+    assert "a valid pack for region 'us-sf' (en, id), 12 classes" in good.stdout
+
+    def break_it(data):
+        del data["classes"]["shoes"]
+        data["classes"]["metal"]["stream"] = "metal-bin"
+        data["classes"]["paper"]["source"]["url"] = "not a url"
+        data["classes"]["plastic"]["colour"] = "yellow"  # an unknown key: a typo must not pass silently
+
+    bad = pilah("guidance", "check", write_pack(tmp_path, "de-bad", break_it), check=False)
+    assert bad.returncode == 2, bad.stderr
+    for place in ("classes.paper.source.url", "classes.plastic.colour"):
+        assert place in bad.stderr
+    broken_yaml = tmp_path / "x.yaml"
+    broken_yaml.write_text("region: x\nclasses: [unclosed\n")
+    result = pilah("guidance", "check", broken_yaml, check=False)
+    assert result.returncode == 2 and "not valid YAML" in result.stderr
+
+
+def test_the_completeness_rules_name_missing_classes_and_unknown_streams(tmp_path):
+    def break_it(data):
+        del data["classes"]["shoes"]
+        data["classes"]["metal"]["stream"] = "metal-bin"
+
+    with pytest.raises(GuidanceError) as error:
+        guidance.read_pack(write_pack(tmp_path, "xx", break_it))
+    assert "classes: missing shoes" in str(error.value)
+    assert "classes.metal.stream: 'metal-bin' is not one of the streams" in str(error.value)
+
+
+def test_a_city_pack_in_pilah_guidance_dir_joins_the_regions_and_falls_back_to_its_language(tmp_path, monkeypatch):
+    def english_only(data):
+        data["languages"] = ["en"]
+        data["name"] = {"en": "Testville"}
+        for rule in data["classes"].values():
+            del rule["id"]
+        for stream in data["streams"].values():
+            stream["name"] = {"en": stream["name"]["en"]}
+
+    write_pack(tmp_path, "de-tv", english_only)
+    monkeypatch.setenv(guidance.GUIDANCE_DIR_ENV, str(tmp_path))
+    assert guidance.regions() == ["id", "de", "de-tv", "us-sf"]
+    advice = guidance.advice("plastic", "de-tv", "id")  # asked in Indonesian, the pack has English only
+    assert advice.language == "en" and advice.stream_name == "Yellow bin (packaging)"
+    assert guidance.region_name("de-tv", "id") == "Testville"
+    with pytest.raises(GuidanceError, match="unknown region 'mars'"):
+        guidance.pack("mars")
+
+
+def test_pilah_predict_region_adds_where_each_photo_goes(tmp_path):
+    out = pilah("predict", EXAMPLES / "plastic.jpg", EXAMPLES / "biological.jpg", "--region", "de")
+    assert "plastic.jpg: plastic" in out.stdout and "-> Yellow bin (packaging)" in out.stdout
+    assert "-> Brown bin (bio waste)" in out.stdout
+    csv = tmp_path / "out.csv"
+    pilah("predict", EXAMPLES / "plastic.jpg", "--region", "us-sf", "--language", "id", "--csv", csv)
+    header, row = csv.read_text().splitlines()
+    assert header.endswith(",stream,where") and row.endswith(",Tong biru (daur ulang),Tong biru.")
+    unknown = pilah("predict", EXAMPLES / "plastic.jpg", "--region", "mars", check=False)
+    assert unknown.returncode == 2 and "unknown region 'mars'" in unknown.stderr

@@ -1,0 +1,136 @@
+"""The corrections folder: data-set layout, an append-only log, limits, parallel writers, and its summary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import EXAMPLES, SAMPLE, pilah
+from pilah.data.corrections import (
+    LOG_NAME,
+    NONE_FOLDER,
+    Correction,
+    CorrectionStore,
+    read_log,
+    summarise,
+)
+from pilah.data.scan import scan
+from pilah.errors import CorrectionError, ImageError
+
+CLASSES = ["battery", "metal", "paper", "plastic"]
+
+
+def said(predicted: str, chosen: str, confidence: float = 0.9) -> Correction:
+    return Correction(predicted, confidence, chosen, "pilah-xception", "0.1.0", "id", "de", "api")
+
+
+def sample_photos(count: int) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(SAMPLE.rglob("*.jpg"))[:count]]
+
+
+def test_a_correction_keeps_the_photo_in_the_data_set_layout_and_appends_a_record(tmp_path):
+    store = CorrectionStore(tmp_path / "corr", CLASSES)
+    photo = (EXAMPLES / "battery.jpg").read_bytes()
+    record = store.add(photo, said("battery", "metal"))
+    sha1 = hashlib.sha1(photo).hexdigest()
+    assert record["path"] == f"metal/{sha1}.jpg" and record["correct"] is False
+    kept = Image.open(tmp_path / "corr" / record["path"])
+    assert kept.format == "JPEG" and not kept.getexif()  # re-encoded: no metadata (e.g. GPS) kept
+    (line,) = (tmp_path / "corr" / LOG_NAME).read_text().splitlines()
+    assert json.loads(line) == record
+    assert set(record) >= {"time", "model_name", "model_version", "predicted", "confidence", "chosen", "language"}
+    assert record["region"] == "de" and record["channel"] == "api"
+
+
+def test_the_latest_answer_decides_a_photos_class_and_none_is_kept_apart(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES)
+    photo = (EXAMPLES / "plastic.jpg").read_bytes()
+    store.add(photo, said("plastic", "plastic"))
+    store.add(photo, said("plastic", "none"))
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.glob("*/*.jpg")] == [NONE_FOLDER]
+    assert len(read_log(tmp_path)) == 2  # the log keeps both answers
+    store.add((EXAMPLES / "paper.jpg").read_bytes(), said("paper", "paper"))
+    assert scan(tmp_path).classes == ["paper"]  # "_none" is no class
+
+
+def test_bad_input_is_refused_and_loses_nothing(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES, max_photos=2, max_bytes=200_000)
+    first, second, third = sample_photos(3)
+    store.add(first, said("metal", "metal"))
+    with pytest.raises(CorrectionError) as unknown:
+        store.add(second, said("metal", "glass"))
+    assert unknown.value.code == "correction" and unknown.value.http_status == 422
+    with pytest.raises(ImageError):
+        store.add(b"GIF89a not really", said("metal", "paper"))
+    with pytest.raises(CorrectionError) as big:
+        store.add(b"x" * 200_001, said("metal", "paper"))
+    assert big.value.code == "too_large_upload" and big.value.http_status == 413
+    store.add(second, said("metal", "paper"))
+    with pytest.raises(CorrectionError) as full:
+        store.add(third, said("metal", "paper"))
+    assert full.value.code == "corrections_full" and full.value.http_status == 507
+    store.add(second, said("metal", "plastic"))  # a photo already kept may still change class when full
+    assert store.count() == 2 and len(read_log(tmp_path)) == 3
+
+
+def add_many(folder: str, photos: list[bytes]) -> None:
+    store = CorrectionStore(folder, CLASSES)
+    for i, photo in enumerate(photos):
+        store.add(photo, said("metal", CLASSES[i % len(CLASSES)]))
+
+
+def test_parallel_writers_in_threads_and_processes_lose_nothing(tmp_path):
+    photos = sample_photos(48)
+    parts = [photos[i::6] for i in range(6)]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=add_many, args=(str(tmp_path), part)) for part in parts[:2]]
+    for process in processes:
+        process.start()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda part: add_many(str(tmp_path), part), parts[2:]))
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    records = read_log(tmp_path)
+    assert len(records) == 48 == len({r["sha1"] for r in records})
+    assert sorted(p.name for p in tmp_path.glob("*/*.jpg")) == sorted(f"{r['sha1']}.jpg" for r in records)
+    assert all((tmp_path / r["path"]).is_file() for r in records)
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    CorrectionStore(tmp_path, CLASSES).add((EXAMPLES / "metal.jpg").read_bytes(), said("metal", "metal"))
+    with open(tmp_path / LOG_NAME, "a") as log:
+        log.write('{"path": "metal/abc')  # a crash mid-write
+    assert len(read_log(tmp_path)) == 1
+
+
+def test_pilah_data_corrections_summarises_right_wrong_and_confusions(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES)
+    photos = sample_photos(5)
+    for photo, (predicted, chosen) in zip(
+        photos,
+        [("metal", "metal"), ("plastic", "metal"), ("plastic", "metal"), ("paper", "paper"), ("metal", "none")],
+        strict=True,
+    ):
+        store.add(photo, said(predicted, chosen))
+    summary = summarise(tmp_path)
+    assert summary.records == 5 and summary.photos == {NONE_FOLDER: 1, "metal": 3, "paper": 1}
+    assert summary.per_class["metal"] == {"answers": 3, "right": 1, "wrong": 2}
+    assert summary.confusions == [("plastic", "metal", 2), ("metal", "none", 1)]
+    out = pilah("data", "corrections", tmp_path).stdout
+    assert "5 answers from users" in out and "the model was wrong 3 times" in out
+    assert "plastic -> metal: 2" in out
+    assert "no corrections" in pilah("data", "corrections", tmp_path / "empty").stdout
+
+
+def test_photos_of_every_sample_class_are_accepted(tmp_path: Path):
+    store = CorrectionStore(tmp_path, sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()))
+    for folder in sorted(p for p in SAMPLE.iterdir() if p.is_dir()):
+        store.add(next(folder.glob("*.jpg")).read_bytes(), said("trash", folder.name))
+    assert store.count() == 12 and scan(tmp_path).classes == store.classes
