@@ -11,7 +11,6 @@ explains how to write one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -116,9 +115,11 @@ class Pack(_Strict):
         return self
 
 
-@dataclass(frozen=True)
-class Advice:
-    """How to dispose of one class, in one region and one language: what the app, the API and the CLI show."""
+class Advice(BaseModel):
+    """How to dispose of one class, in one region and one language: what the app, the API (as is, in its schema)
+    and the CLI show."""
+
+    model_config = ConfigDict(frozen=True)
 
     region: str
     label: str
@@ -136,7 +137,7 @@ class Advice:
     source_title: str
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return self.model_dump()
 
 
 def read_pack(path: str | Path) -> Pack:

@@ -20,13 +20,11 @@ import pytest
 from PIL import Image
 
 from browser import (
-    free_port,
     launch,
     require_chromium,
-    start_pilah,
+    serve_or_fail,
     stop,
     timed_upload,
-    wait_for_health,
     wait_for_one,
     wait_for_run_end,
 )
@@ -61,15 +59,8 @@ LABEL = """(selector) => new Promise((resolve) => {
 
 def serve_app(model: Path | None = None, *flags: str):
     require_chromium()
-    port = free_port()
     STARTED["app"] = time.perf_counter()
-    process = start_pilah("app", port, model, *flags)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process)
-    except (RuntimeError, TimeoutError) as error:
-        pytest.fail(f"{error}\n{stop(process)}")
-    return url, process
+    return serve_or_fail("app", model, *flags)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bad_inputs import corpus, encode
-from browser import free_port, start_pilah, stop, wait_for_health
+from browser import free_port, serve_or_fail, start_pilah, stop, wait_for_health
 from conftest import EXAMPLES, INT8_MODEL
 
 SCHEMATHESIS_LIMITS = ["--max-examples", "25", "--request-timeout", "60", "--generation-deterministic"]
@@ -21,14 +21,7 @@ HTTP_STATUS = {"not_an_image": 415, "unsupported": 415}  # every other image err
 
 
 def serve(*flags: str):
-    port = free_port()
-    process = start_pilah("serve", port, None, *flags)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process, path="/readyz")
-    except (RuntimeError, TimeoutError) as error:
-        pytest.fail(f"{error}\n{stop(process)}")
-    return url, process
+    return serve_or_fail("serve", None, *flags, health="/readyz")
 
 
 @pytest.fixture(scope="module")

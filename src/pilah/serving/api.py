@@ -29,7 +29,6 @@ from pilah.serving.limits import ApiError, BodyLimit, error_response, read_uploa
 from pilah.serving.schemas import (
     ERRORS,
     FEEDBACK_ERRORS,
-    Advice,
     BatchBody,
     BatchItem,
     ClassProbability,
@@ -151,7 +150,7 @@ class Service:
             probabilities=p.probabilities,
             latency_ms=p.latency_ms,
             model=self.model_ref,
-            advice=Advice(**guidance.advice(p.label, region, language).to_dict()) if region else None,
+            advice=guidance.advice(p.label, region, language) if region else None,
         )
 
     async def feedback(

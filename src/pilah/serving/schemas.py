@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from pilah.guidance import Advice  # how to dispose of the class where the user lives (`?region=`)
+
 
 class ErrorBody(BaseModel):
     code: str
@@ -20,25 +22,6 @@ class ClassProbability(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
-
-
-class Advice(BaseModel):
-    """How to dispose of the predicted class in the region asked for (`?region=`), from its guidance pack."""
-
-    region: str
-    label: str
-    language: str
-    stream: str
-    stream_name: str
-    icon: str
-    badge: str
-    bin_colour: str | None
-    summary: str
-    prepare: list[str]
-    where: list[str]
-    dont: list[str]
-    source_url: str
-    source_title: str
 
 
 class PredictionBody(BaseModel):
