@@ -29,7 +29,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 $(DEV): pyproject.toml | $(BIN)/python
 	@echo "Installing Pilah with training, export and test tools into $(VENV) (the first time only; minutes)..."
 	$(BIN)/python -m pip install -e '.[dev]' $(PIP_PROGRESS)
-	@$(BIN)/python -c "import keras, pytest, xdist, importlinter" || { echo "installing the dev tools failed"; exit 1; }
+	@$(BIN)/python -c "import keras, pytest, xdist, importlinter, ray" || { echo "installing the dev tools failed"; exit 1; }
 	touch $(INSTALLED) $(DEV)
 
 app: setup

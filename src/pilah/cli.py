@@ -206,25 +206,26 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pilah.files import write_csv
+    from pilah.inference import results
     from pilah.inference.predictor import Predictor, expand_inputs
     from pilah.progress import track
 
-    predictor = Predictor(args.model, max_pixels=args.max_pixels)
-    print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
     if args.region:
         guidance.pack(args.region)  # an unknown region fails before any image is read
+    out = args.out or args.csv
+    if args.engine == "ray":
+        return _predict_on_ray(args, out)
+    predictor = Predictor(args.model, max_pixels=args.max_pixels)
+    print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
     paths = expand_inputs(args.inputs)
-    results = predictor.predict_paths(paths, args.batch_size, args.top_k)
-    if args.csv or args.json:
-        results = track(results, len(paths), "predicting")
-    if args.csv:
-        header = ["path", "label", "confidence", "uncertain", "grade", "error", *predictor.classes]
-        header += ["stream", "where"] if args.region else []
-        rows = (_csv_row(r, predictor.classes, args.region, args.language) for r in results)
-        write_csv(Path(args.csv), header, rows, atomic=False)
+    predictions = predictor.predict_paths(paths, args.batch_size, args.top_k)
+    if out or args.json:
+        predictions = track(predictions, len(paths), "predicting")
+    if out:
+        with results.ResultWriter(out, results.columns(predictor.classes, args.region)) as writer:
+            writer.write(results.row(p, predictor.classes, args.region, args.language) for p in predictions)
         return EXIT_OK
-    for result in results:
+    for result in predictions:
         advice = guidance.advice(result.label, args.region, args.language) if args.region and result.label else None
         if args.json:
             print(json.dumps({**result.to_dict(), "advice": advice.to_dict() if advice else None}), flush=True)
@@ -233,16 +234,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _csv_row(result, classes: list[str], region: str | None, language: str) -> list:
-    if not result.label:
-        return [result.source, "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)]
-    probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
-    confidence = f"{result.confidence:.6f}"
-    row = [result.source, result.label, confidence, result.uncertain, result.grade, "", *probabilities]
-    if region:
-        advice = guidance.advice(result.label, region, language)
-        row += [advice.stream_name, advice.where[0]]
-    return row
+def _predict_on_ray(args: argparse.Namespace, out: str | None) -> int:
+    """`--engine ray`: the same rows, from a pool of Ray actors (docs/scaling.md)."""
+    from pilah.inference.predictor import expand_inputs, model_metadata
+    from pilah.progress import Progress
+
+    try:
+        from pilah.inference import ray_engine
+    except ModuleNotFoundError as error:
+        raise UsageError(f"--engine ray needs Ray: pip install 'pilah[ray]' ({error.name} is missing)") from error
+    if not out:
+        raise UsageError("--engine ray writes its results to a file: add --out results.parquet (or .csv)")
+    model = _model_file(args.model)
+    remote = [s for s in args.inputs if "://" in s]
+    sources = remote + [str(p.resolve()) for p in expand_inputs(s for s in args.inputs if "://" not in s)]
+    job = ray_engine.RayJob(
+        sources,
+        str(model.resolve()),
+        args.workers,
+        args.address,
+        args.region,
+        args.language,
+        args.top_k,
+        args.max_pixels,
+        args.batch_size,
+    )
+    progress = Progress("predicting on Ray")
+    total = len(sources) if not remote else 0
+    started = time.perf_counter()
+    rows = ray_engine.run(job, Path(out), model_metadata(model)["classes"], lambda n: progress(n, max(total, n)))
+    seconds = time.perf_counter() - started
+    print(f"\n{rows:,} rows in {out} ({rows / seconds:.1f} images/s with {args.workers} actors)", file=sys.stderr)
+    return EXIT_OK
 
 
 def _describe_prediction(result) -> str:
@@ -458,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = verbs.add_parser("predict", help="classify images or folders of images")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     predict.add_argument("--model", help=MODEL_HELP)
-    predict.add_argument("--csv", help="write one row per image to this CSV file")
+    predict.add_argument("--out", help="write one row per image to this .csv or .parquet file")
+    predict.add_argument("--csv", help="the same as --out FILE.csv")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=32)
@@ -467,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--region", help="add where each goes in this region (pilah guidance list)")
     predict.add_argument("--language", default="en", choices=guidance.LANGUAGES, help="the advice's language")
+    predict.add_argument(
+        "--engine", default="local", choices=("local", "ray"), help="ray: Ray Data actors, here or on a cluster"
+    )
+    predict.add_argument("--address", help="--engine ray: join this Ray cluster (default: start one here)")
+    predict.add_argument("--workers", type=int, default=2, help="--engine ray: actors, each with one model")
     predict.set_defaults(func=cmd_predict)
 
     export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")

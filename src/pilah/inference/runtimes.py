@@ -34,6 +34,14 @@ def import_keras():
     return keras
 
 
+THREADS_ENV = "PILAH_THREADS"  # threads per model instance; 0 or unset: the runtime's choice (every core)
+
+
+def threads() -> int:
+    """Several model instances on one machine (e.g. Ray actors) each take a share of the cores."""
+    return int(os.environ.get(THREADS_ENV) or 0)
+
+
 class KerasRunner:
     """A `.keras` file, loaded in Keras's safe mode (no arbitrary code from the file)."""
 
@@ -62,6 +70,7 @@ class OnnxRunner:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads()
         options.enable_cpu_mem_arena = False  # batch sizes vary under load: free buffers, don't keep the peak
         options.graph_optimization_level = {
             "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -89,7 +98,7 @@ class TfliteRunner:
         resolver = tf.lite.experimental.OpResolverType
         self.interpreter = tf.lite.Interpreter(
             model_path=str(path),
-            num_threads=os.cpu_count(),
+            num_threads=threads() or os.cpu_count(),
             experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         )
         self.input = self.interpreter.get_input_details()[0]

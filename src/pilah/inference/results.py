@@ -1,0 +1,98 @@
+"""One row per classified image, the same for every engine (`pilah predict`, `--engine ray`), written as CSV or
+Parquet while the rows arrive, so an interrupted job keeps what it wrote."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pilah import guidance
+from pilah.errors import UsageError
+from pilah.inference.predictor import Prediction
+
+FORMATS = (".csv", ".parquet")
+PARQUET_ROWS = 1024  # rows per Parquet row group: written as they come
+
+
+def columns(classes: list[str], region: str | None = None) -> list[str]:
+    """path, label, confidence, uncertain, grade, error, one probability per class (and stream, where)."""
+    return [
+        "path",
+        "label",
+        "confidence",
+        "uncertain",
+        "grade",
+        "error",
+        *classes,
+        *(["stream", "where"] if region else []),
+    ]
+
+
+def row(result: Prediction, classes: list[str], region: str | None = None, language: str = "en") -> list[Any]:
+    """A bad file keeps its row, with the reason in `error` and the rest empty."""
+    if not result.label:
+        return [result.source, "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)] + (
+            ["", ""] if region else []
+        )
+    probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
+    values = [result.source, result.label, f"{result.confidence:.6f}", result.uncertain, result.grade, ""]
+    values += probabilities
+    if region:
+        advice = guidance.advice(result.label, region, language)
+        values += [advice.stream_name, advice.where[0]]
+    return values
+
+
+class ResultWriter:
+    """`with ResultWriter(path, header) as out: out.write(rows)` for a .csv or a .parquet file."""
+
+    def __init__(self, path: str | Path, header: list[str]) -> None:
+        self.path, self.header = Path(path), header
+        if self.path.suffix.lower() not in FORMATS:
+            raise UsageError(f"{self.path}: results are written as {' or '.join(FORMATS)}")
+        self.rows = 0
+        self._pending: list[list[Any]] = []
+
+    def __enter__(self) -> ResultWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.suffix.lower() == ".csv":
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._file, lineterminator="\n")
+            self._csv.writerow(self.header)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self._schema = pa.schema([(name, pa.string()) for name in self.header])
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        return self
+
+    def write(self, rows: Iterable[list[Any]]) -> None:
+        for values in rows:
+            self.rows += 1
+            if self.path.suffix.lower() == ".csv":
+                self._csv.writerow(values)
+                self._file.flush()
+            else:
+                self._pending.append(values)
+                if len(self._pending) >= PARQUET_ROWS:
+                    self._flush_parquet()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            by_column = zip(*self._pending, strict=True)
+            data = {name: [str(v) for v in column] for name, column in zip(self.header, by_column, strict=True)}
+            self._parquet.write_table(pa.table(data, schema=self._schema))
+            self._pending.clear()
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if self.path.suffix.lower() == ".csv":
+            self._file.close()
+        else:
+            self._flush_parquet()
+            self._parquet.close()
