@@ -168,3 +168,16 @@ def timed_upload(page, selector: str, path: Path, text: str, timeout_ms: int = 1
     page.evaluate(_ARM_UPLOAD_TIMER, [selector, text, timeout_ms])
     page.locator(selector).set_input_files(path)
     return float(page.evaluate("window.__pilahUpload"))
+
+
+def processes_titled(prefix: str) -> list[int]:
+    """PIDs of the processes whose command line starts with `prefix`: Ray titles each worker after its actor."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and title.startswith(prefix):
+            found.append(int(entry.name))
+    return found

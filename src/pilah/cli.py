@@ -378,7 +378,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pilah.serving.api import serve
     from pilah.serving.settings import ServiceConfig
 
     model = _model_file(args.model)
@@ -389,6 +388,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         corrections=str(Path(args.corrections).resolve()) if args.corrections else None,
     )
+    if args.engine == "ray":
+        try:
+            from pilah.serving.ray_serve import serve_on_ray
+        except ModuleNotFoundError as error:
+            raise UsageError(
+                f"--engine ray needs Ray Serve: pip install 'pilah[ray]' ({error.name} is missing)"
+            ) from error
+        serve_on_ray(config, args.host, args.port, args.replicas, args.address, args.max_replicas)
+        return EXIT_OK
+    from pilah.serving.api import serve
+
     serve(config, args.host, args.port)
     return EXIT_OK
 
@@ -520,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--queue", type=int, default=defaults.queue, help="requests waiting beyond those running")
     serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds before a request gets 504")
+    serve.add_argument("--engine", default="local", choices=("local", "ray"), help="ray: replicas on Ray Serve")
+    serve.add_argument("--replicas", type=int, default=2, help="--engine ray: model replicas (the minimum)")
+    serve.add_argument("--max-replicas", type=int, help="--engine ray: autoscale up to this many replicas")
+    serve.add_argument("--address", help="--engine ray: join this Ray cluster (default: start one here)")
     serve.set_defaults(func=cmd_serve)
 
     guide = verbs.add_parser("guidance", help="regional disposal guidance packs: list them, check one you wrote")

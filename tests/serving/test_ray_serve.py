@@ -1,0 +1,83 @@
+"""`pilah serve --engine ray`: the same API as `pilah serve`, in Ray Serve replicas on loopback; a replica killed
+under load is replaced while requests keep being answered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from browser import processes_titled, serve_or_fail, stop
+from conftest import EXAMPLES, INT8_MODEL
+from pilah.inference.predictor import Predictor
+
+pytest.importorskip("ray.serve", reason="Ray Serve is an extra: pip install 'pilah[ray]' (the dev install has it)")
+REPLICA_TITLE = "ray::ServeReplica:pilah:pilah"
+
+
+def replicas() -> list[int]:
+    return processes_titled(REPLICA_TITLE)
+
+
+@pytest.fixture(scope="module")
+def ray_api():
+    url, process = serve_or_fail("serve", None, "--engine", "ray", "--replicas", "2", health="/readyz")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+    output = stop(process)
+    assert "Traceback" not in output, output[-3000:]
+    assert not replicas(), "replicas outlived pilah serve"
+
+
+def contract(schema):
+    """The OpenAPI schema less what Serve's FastAPI wrapper adds (empty `example`s) and parameter order."""
+    if isinstance(schema, dict):
+        kept = {k: contract(v) for k, v in schema.items() if k != "example"}
+        if isinstance(kept.get("parameters"), list):
+            kept["parameters"] = sorted(kept["parameters"], key=lambda p: p["name"])
+        return kept
+    return [contract(v) for v in schema] if isinstance(schema, list) else schema
+
+
+def predict(client: httpx.Client, name: str) -> httpx.Response:
+    return client.post("/v1/predict", files={"file": (name, (EXAMPLES / name).read_bytes(), "image/jpeg")})
+
+
+def test_the_replicas_answer_as_the_plain_predictor(ray_api):
+    predictor = Predictor(INT8_MODEL)
+    for photo in sorted(EXAMPLES.glob("*.jpg")):
+        body = predict(ray_api, photo.name).json()
+        expected = predictor.predict(photo)
+        assert body["label"] == expected.label and body["grade"] == expected.grade
+        assert abs(body["confidence"] - expected.confidence) < 1e-4
+
+
+def test_the_same_routes_errors_and_schema_as_pilah_serve(ray_api):
+    notes = ray_api.post("/v1/predict", files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert notes.status_code == 415 and notes.json()["code"] == "not_an_image"
+    big = ray_api.post("/v1/predict", files={"file": ("big.jpg", b"\xff" * (11 * 1024 * 1024), "image/jpeg")})
+    assert big.status_code == 413 and big.json()["code"] == "too_large_upload"
+    url, process = serve_or_fail("serve", None, health="/readyz")
+    try:
+        plain = httpx.get(f"{url}/openapi.json", timeout=60).json()
+    finally:
+        stop(process)
+    assert contract(ray_api.get("/openapi.json").json()) == contract(plain)
+    assert ray_api.get("/readyz").json()["self_check"]["passed"] is True
+
+
+def test_a_killed_replica_is_replaced_and_requests_keep_being_answered(ray_api):
+    before = replicas()
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    statuses = [predict(ray_api, "battery.jpg").status_code for _ in range(30)]
+    assert statuses == [200] * 30  # Serve routes around the dead replica
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (len(replicas()) < 2 or before[0] in replicas()):
+        time.sleep(1)
+    after = replicas()
+    assert len(after) == 2 and before[0] not in after, after  # a new replica took its place
+    assert predict(ray_api, "metal.jpg").json()["label"] == "metal"
