@@ -53,12 +53,13 @@ class ResultWriter:
         self.path, self.header = Path(path), header
         if self.path.suffix.lower() not in FORMATS:
             raise UsageError(f"{self.path}: results are written as {' or '.join(FORMATS)}")
+        self.csv = self.path.suffix.lower() == ".csv"
         self.rows = 0
         self._pending: list[list[Any]] = []
 
     def __enter__(self) -> ResultWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.suffix.lower() == ".csv":
+        if self.csv:
             self._file = open(self.path, "w", newline="", encoding="utf-8")
             self._csv = csv.writer(self._file, lineterminator="\n")
             self._csv.writerow(self.header)
@@ -73,7 +74,7 @@ class ResultWriter:
     def write(self, rows: Iterable[list[Any]]) -> None:
         for values in rows:
             self.rows += 1
-            if self.path.suffix.lower() == ".csv":
+            if self.csv:
                 self._csv.writerow(values)
                 self._file.flush()
             else:
@@ -91,7 +92,7 @@ class ResultWriter:
             self._pending.clear()
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        if self.path.suffix.lower() == ".csv":
+        if self.csv:
             self._file.close()
         else:
             self._flush_parquet()

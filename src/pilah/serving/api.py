@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pilah import __version__, guidance
-from pilah.data.corrections import Correction, CorrectionStore
+from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
 from pilah.errors import PilahError, image_http_status
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.serving.batching import Batcher
@@ -153,11 +153,16 @@ class Service:
             advice=guidance.advice(p.label, region, language) if region else None,
         )
 
+    def require_store(self) -> CorrectionStore:
+        """The corrections folder: 404 `feedback_disabled` without `--corrections`, 503 while the model loads."""
+        if not self.config.corrections:
+            raise ApiError(404, "feedback_disabled", "this server keeps no corrections (pilah serve --corrections DIR)")
+        self.require_ready()
+        return self.store
+
     async def feedback(
         self, photo: bytes, prediction: Prediction, chosen: str, region: str | None, language: str | None
     ) -> FeedbackBody:
-        if self.store is None:
-            raise ApiError(404, "feedback_disabled", "this server keeps no corrections (pilah serve --corrections DIR)")
         correction = Correction(
             predicted=prediction.label or "",
             confidence=prediction.confidence,
@@ -168,7 +173,7 @@ class Service:
             region=region,
             channel="api",
         )
-        record = await anyio.to_thread.run_sync(self.store.add, photo, correction)
+        record = await anyio.to_thread.run_sync(self.require_store().add, photo, correction)
         return FeedbackBody(**{key: record[key] for key in FeedbackBody.model_fields})
 
 
@@ -179,8 +184,8 @@ def image_error(p: Prediction) -> ApiError:
 
 def check_advice(region: str | None, language: str) -> None:
     """422 for a region without a pack or a language Pilah does not speak, before any work is done."""
-    if region is not None and region not in guidance.regions():
-        raise ApiError(422, "unknown_region", f"no guidance pack for {region!r}; regions: {guidance.regions()}")
+    if region is not None:
+        guidance.pack(region)  # GuidanceError `unknown_region`, a 422
     if language not in guidance.LANGUAGES:
         raise ApiError(422, "unknown_language", f"language must be one of {list(guidance.LANGUAGES)}")
 
@@ -309,13 +314,11 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
         """Say what a photo really shows. With `pilah serve --corrections DIR`, the photo (re-encoded as JPEG, its
         metadata dropped) goes to `DIR/<class>/<sha1>.jpg` and a record to `DIR/corrections.jsonl`, ready to
         train on (`pilah train --data DATA --data DIR`); otherwise 404 `feedback_disabled`."""
-        if service.store is None:
-            raise ApiError(404, "feedback_disabled", "this server keeps no corrections (pilah serve --corrections DIR)")
+        store = service.require_store()
         if (file is None) == (prediction_id is None):
             raise ApiError(422, "invalid_request", "send either the photo (file) or a prediction_id, not both")
-        predictor = service.require_ready()
-        if label not in (*predictor.classes, "none"):
-            raise ApiError(422, "unknown_label", f"label must be one of {predictor.classes} or 'none'")
+        if label not in (*store.classes, NONE_CLASS):
+            raise ApiError(422, "unknown_label", f"label must be one of {store.classes} or {NONE_CLASS!r}")
         if file is not None:
             photo = await read_upload(file, config.max_upload_bytes)
             (prediction,) = await service.predict([(file.filename, photo)])
