@@ -76,8 +76,14 @@ def test_a_killed_replica_is_replaced_and_requests_keep_being_answered(ray_api):
     before = replicas()
     assert len(before) == 2
     os.kill(before[0], signal.SIGKILL)
-    statuses = [predict(ray_api, "battery.jpg").status_code for _ in range(30)]
-    assert statuses == [200] * 30  # Serve routes around the dead replica
+    statuses, dropped = [], 0
+    for _ in range(30):
+        try:
+            statuses.append(predict(ray_api, "battery.jpg").status_code)
+        except httpx.RemoteProtocolError:  # the request that reached the replica as it died: Serve does not retry it
+            dropped += 1
+            statuses.append(predict(ray_api, "battery.jpg").status_code)  # the client's retry
+    assert dropped <= 1 and statuses == [200] * 30  # then Serve routes around the dead replica
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (len(replicas()) < 2 or before[0] in replicas()):
         time.sleep(1)
