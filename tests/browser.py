@@ -73,14 +73,14 @@ def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
     return start_pilah("app", port, model)
 
 
-def serve_or_fail(verb: str, model: Path | None, *flags: str, health: str = "/_stcore/health"):
-    """`pilah app` or `pilah serve` on a free loopback port, ready: its URL and process; the test fails with
-    the server's output if it does not come up."""
+def serve_or_fail(verb: str, model: Path | None, *flags: str, health: str = "/_stcore/health", timeout: float = 180):
+    """`pilah app` or `pilah serve` on a free loopback port, ready within `timeout` s: its URL and process; the
+    test fails with the server's output if it does not come up."""
     port = free_port()
     process = start_pilah(verb, port, model, *flags)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(url, process, path=health)
+        wait_for_health(url, process, timeout, path=health)
     except (RuntimeError, TimeoutError) as error:
         pytest.fail(f"{error}\n{stop(process)}")
     return url, process

@@ -16,6 +16,9 @@ from pilah.inference.predictor import Predictor
 
 pytest.importorskip("ray.serve", reason="Ray Serve is an extra: pip install 'pilah[ray]' (the dev install has it)")
 REPLICA_TITLE = "ray::ServeReplica:pilah:pilah"
+# Ray starts a dozen processes before the first replica; with the other test worker busy on both cores that
+# took 140 s here (13 s with one core free), so the Ray server gets longer than the plain one to come up.
+RAY_START_TIMEOUT_S = 420
 
 
 def replicas() -> list[int]:
@@ -24,7 +27,8 @@ def replicas() -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_api():
-    url, process = serve_or_fail("serve", None, "--engine", "ray", "--replicas", "2", health="/readyz")
+    flags = ("--engine", "ray", "--replicas", "2")
+    url, process = serve_or_fail("serve", None, *flags, health="/readyz", timeout=RAY_START_TIMEOUT_S)
     with httpx.Client(base_url=url, timeout=60) as client:
         yield client
     output = stop(process)

@@ -16,6 +16,11 @@ from pilah.serving.api import create_app
 from pilah.serving.settings import ServiceConfig
 
 HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is alive
+# Serve gives its HTTP proxy 5 s to start, then kills it and starts another, which fails `serve.start` (it waits
+# on the first one). A busy machine takes longer than 5 s to start a Python worker, so a Ray started here gives it
+# as long as `serve.start` waits (60 s); a cluster keeps its own setting.
+PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+PROXY_READY_TIMEOUT_S = 60
 
 
 def deployment(config: ServiceConfig, replicas: int, autoscaling: dict[str, Any] | None = None, threads: int = 0):
@@ -66,6 +71,7 @@ def serve_on_ray(
     if address:
         ray.init(address=address, log_to_driver=False)
     else:  # one logical CPU per replica, and one for Serve's controller and proxy
+        os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_TIMEOUT_S))  # the controller inherits it
         ray.init(num_cpus=replicas + 1, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": host, "port": port})
