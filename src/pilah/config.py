@@ -96,6 +96,8 @@ class TrainConfig(Section):
     cached_views: int = Field(3, ge=1)  # cached mode: augmented views of each training image
     cached_clean_view: bool = False  # cached mode: the un-augmented image is one more training view
     cache_dir: str = "cache"  # cached mode: where trunk outputs are kept for reuse across runs
+    # "data_parallel": each batch split over all local devices (keras.distribution.DataParallel, JAX backend)
+    distribute: Literal["none", "data_parallel"] = "none"
 
 
 class EvalConfig(Section):

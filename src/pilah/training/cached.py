@@ -24,31 +24,12 @@ import numpy as np
 
 from pilah.config import Config
 from pilah.data.loader import EpochBatches, ImageBatches
-from pilah.files import atomic_write
 from pilah.images import pad_batch
-from pilah.modeling.anatomy import boundary_parts, copy_weights, split_at_boundary
+from pilah.modeling.anatomy import boundary_parts, split_at_boundary
 from pilah.modeling.xception import build_augmentation, build_model
 from pilah.progress import Progress
 from pilah.runs import Run, file_logger
-from pilah.training.fit import TrainState, batches_for, compile_model, fit
-
-
-class AssembledCheckpoint(keras.callbacks.Callback):
-    """Save the complete model (frozen trunk + trained part) whenever the monitored metric improves."""
-
-    def __init__(self, full: keras.Model, path: Path, monitor: str) -> None:
-        super().__init__()
-        self.full, self.path, self.monitor = full, path, monitor
-        self.higher_is_better = "acc" in monitor
-        self.best: float | None = None
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        current = float((logs or {})[self.monitor])
-        improved = self.best is None or (current > self.best if self.higher_is_better else current < self.best)
-        if improved:
-            self.best = current
-            copy_weights(self.model, self.full)
-            atomic_write(self.path, self.full.save)
+from pilah.training.fit import AssembledCheckpoint, TrainState, batches_for, compile_model, fit
 
 
 class FeatureCache:

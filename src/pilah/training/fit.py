@@ -18,9 +18,11 @@ from pilah.data import split as splitting
 from pilah.data.loader import ImageBatches
 from pilah.errors import RunError
 from pilah.files import atomic_write, read_csv, write_csv, write_json
-from pilah.modeling.xception import build_model
+from pilah.modeling.anatomy import copy_weights
+from pilah.modeling.xception import PREPROCESS, build_augmentation, build_model
 from pilah.progress import Progress
 from pilah.runs import Run, RunPaths, file_logger, next_run_dir
+from pilah.training.distribute import HostAugmentedBatches, validation_batches
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
@@ -191,6 +193,24 @@ class RunRecorder(keras.callbacks.Callback):
         )
 
 
+class AssembledCheckpoint(keras.callbacks.Callback):
+    """Save the complete model (frozen trunk + trained part) whenever the monitored metric improves."""
+
+    def __init__(self, full: keras.Model, path: Path, monitor: str) -> None:
+        super().__init__()
+        self.full, self.path, self.monitor = full, path, monitor
+        self.higher_is_better = "acc" in monitor
+        self.best: float | None = None
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        current = float((logs or {})[self.monitor])
+        improved = self.best is None or (current > self.best if self.higher_is_better else current < self.best)
+        if improved:
+            self.best = current
+            copy_weights(self.model, self.full)
+            atomic_write(self.path, self.full.save)
+
+
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     """The rate in use now, whether fixed or from a schedule."""
     rate = optimizer.learning_rate
@@ -262,7 +282,7 @@ def fit(
     recorder = RunRecorder(paths, state, cfg.train.epochs, stock)
     model.fit(
         train_data or batches_for(run, "train", training=True, epoch=state.epochs_done),
-        validation_data=val_data or batches_for(run, "val"),
+        validation_data=validation_batches(val_data or batches_for(run, "val")),
         epochs=cfg.train.epochs,
         initial_epoch=state.epochs_done,
         callbacks=[*stock.values(), recorder],
@@ -279,6 +299,8 @@ def train_fit(run: Run) -> Run:
     """Plain `model.fit`: every image through the whole network, fresh augmentation every epoch (GPU)."""
     cfg = run.config
     model = build_model(cfg.model, len(run.classes), cfg.data.image_size)
+    if cfg.train.distribute == "data_parallel":
+        return _train_augmenting_on_host(run, model, past_augmentation(model), TrainState())
     train_data = batches_for(run, "train", training=True)
     compile_model(model, cfg, len(train_data))
     fit(run, model, TrainState(), train_data)
@@ -286,5 +308,27 @@ def train_fit(run: Run) -> Run:
 
 
 def resume_fit(run: Run, state: TrainState) -> Run:
-    fit(run, keras.saving.load_model(run.paths.last_model), state)
+    trained = keras.saving.load_model(run.paths.last_model)
+    if run.config.train.distribute == "data_parallel":  # `last.keras` holds the part past the augmentation
+        full = build_model(run.config.model, len(run.classes), run.config.data.image_size)
+        return _train_augmenting_on_host(run, full, trained, state)
+    fit(run, trained, state)
+    return run
+
+
+def past_augmentation(model: keras.Model) -> keras.Model:
+    """The model from its pixel scaling on: every weight, no augmentation (they share the weights)."""
+    return keras.Model(model.get_layer(PREPROCESS).input, model.output, name=f"{model.name}_past_augmentation")
+
+
+def _train_augmenting_on_host(run: Run, full: keras.Model, trained: keras.Model, state: TrainState) -> Run:
+    """Data-parallel `fit`: the batches are augmented before they are sharded (see `HostAugmentedBatches`), the
+    part past the augmentation trains, and the best checkpoint is the whole model."""
+    cfg = run.config
+    batches = batches_for(run, "train", training=True, epoch=state.epochs_done)
+    train_data = HostAugmentedBatches(batches, build_augmentation(cfg.model.augment))
+    if getattr(trained, "optimizer", None) is None:  # a new run; a resumed one keeps its optimizer state
+        compile_model(trained, cfg, len(train_data))
+    checkpoint = AssembledCheckpoint(full, run.paths.best_model, cfg.train.checkpoint_monitor)
+    fit(run, trained, state, train_data, checkpoint=checkpoint)
     return run

@@ -17,7 +17,7 @@ from pilah.data.split import SPLITS, folder_distribution
 from pilah.errors import RunError
 from pilah.files import read_json
 from pilah.runs import Run, file_logger
-from pilah.training import cached, fit
+from pilah.training import cached, distribute, fit
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ STRATEGIES = {
 
 def train(config: Config, data: Path | list[Path], out: Path | None = None, manifest: Path | None = None) -> Run:
     """Start a new run: scan and split the data folders (or take `manifest`), build the seed's model, train."""
+    distribute.device_count(config)  # a config that cannot train here fails before the run folder is made
     keras.utils.set_random_seed(config.training_seed)
     run = fit.prepare_run(config, data, out, manifest)
     logger = file_logger(run.paths.log)
@@ -42,7 +43,9 @@ def train(config: Config, data: Path | list[Path], out: Path | None = None, mani
         logger.info(f"  from {root}: {counts['all']} images")
     for split in SPLITS:
         logger.info(f"  {split}: {len(run.split_rows(split))} images")
-    return STRATEGIES[config.train.mode].start(run)
+    with distribute.distributed(config) as devices:
+        logger.info(f"training on {devices} device(s): {config.train.distribute}")
+        return STRATEGIES[config.train.mode].start(run)
 
 
 def resume(root: Path) -> Run:
@@ -55,4 +58,5 @@ def resume(root: Path) -> Run:
         raise RunError(f"{root} already finished training ({state.epochs_done} epochs)")
     keras.utils.set_random_seed(run.config.training_seed + state.epochs_done)
     file_logger(run.paths.log).info(f"resuming {root} after epoch {state.epochs_done}")
-    return STRATEGIES[run.config.train.mode].resume(run, state)
+    with distribute.distributed(run.config):
+        return STRATEGIES[run.config.train.mode].resume(run, state)
