@@ -194,7 +194,8 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 class AssembledCheckpoint(keras.callbacks.Callback):
-    """Save the complete model (frozen trunk + trained part) whenever the monitored metric improves."""
+    """Save the complete model, the trained part copied into it, whenever the monitored metric improves (cached
+    mode trains the part past the frozen trunk; data-parallel fit the part past the augmentation)."""
 
     def __init__(self, full: keras.Model, path: Path, monitor: str) -> None:
         super().__init__()
