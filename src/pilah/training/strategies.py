@@ -34,16 +34,15 @@ STRATEGIES = {
 
 def train(config: Config, data: Path | list[Path], out: Path | None = None, manifest: Path | None = None) -> Run:
     """Start a new run: scan and split the data folders (or take `manifest`), build the seed's model, train."""
-    distribute.device_count(config)  # a config that cannot train here fails before the run folder is made
-    keras.utils.set_random_seed(config.training_seed)
-    run = fit.prepare_run(config, data, out, manifest)
-    logger = file_logger(run.paths.log)
-    logger.info(f"run {run.paths.root}: {len(run.manifest)} images, {len(run.classes)} classes")
-    for root, counts in zip(run.data_roots, folder_distribution(run.manifest, len(run.data_roots)), strict=True):
-        logger.info(f"  from {root}: {counts['all']} images")
-    for split in SPLITS:
-        logger.info(f"  {split}: {len(run.split_rows(split))} images")
-    with distribute.distributed(config) as devices:
+    with distribute.distributed(config) as devices:  # a config that cannot train here fails before the run folder
+        keras.utils.set_random_seed(config.training_seed)
+        run = fit.prepare_run(config, data, out, manifest)
+        logger = file_logger(run.paths.log)
+        logger.info(f"run {run.paths.root}: {len(run.manifest)} images, {len(run.classes)} classes")
+        for root, counts in zip(run.data_roots, folder_distribution(run.manifest, len(run.data_roots)), strict=True):
+            logger.info(f"  from {root}: {counts['all']} images")
+        for split in SPLITS:
+            logger.info(f"  {split}: {len(run.split_rows(split))} images")
         logger.info(f"training on {devices} device(s): {config.train.distribute}")
         return STRATEGIES[config.train.mode].start(run)
 
