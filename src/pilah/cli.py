@@ -34,6 +34,7 @@ def load_config(args: argparse.Namespace) -> Config:
     for flag, key in (
         ("seed", "data.seed"),
         ("strategy", "data.split_strategy"),
+        ("refit", "data.refit_fraction"),
         ("weights", "model.weights"),
         ("epochs", "train.epochs"),
         ("batch_size", "train.batch_size"),
@@ -440,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=("grouped", "random"),
         help="grouped (default): copies stay in one split; random: as the seed project, copies leak",
+    )
+    split.add_argument(
+        "--refit",
+        type=float,
+        metavar="FRACTION",
+        help="for a final fit: move this share of validation into training (test unchanged; data.refit_fraction)",
     )
     corrections = data_verbs.add_parser("corrections", help="what users corrected: per class, and the confusions")
     corrections.add_argument("dir", help="a corrections folder (pilah app/serve --corrections DIR)")

@@ -35,6 +35,10 @@ class DataConfig(Section):
     # ignored, as the seed project split; its test images can have copies in training, so its accuracy is
     # comparable with the seed's 96.25 %, not with a grouped split's.
     split_strategy: Literal["grouped", "random"] = "grouped"
+    # A final fit: after the split, move this share of the validation images (whole duplicate groups, stratified
+    # by class) into training. The rest stays validation, for picking the epoch, the temperature and the doubt
+    # grades; the test split does not change. 0 = off.
+    refit_fraction: float = Field(0.0, ge=0, lt=1)
     # Two images are near duplicates (kept in one split) when their 64-bit pHashes differ in at most
     # this many bits AND their 16x16 colour thumbnails differ by at most this mean absolute value
     # (0-255). -1 turns near-duplicate search off. Chosen on garbage12: see docs/data.md.

@@ -7,7 +7,8 @@ in one split (the "grouped" strategy). The "random" strategy ignores the groups,
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ SPLITS = ("train", "val", "test")
 SPLIT_STRATEGIES = ("grouped", "random")
 MANIFEST_COLUMNS = ("path", "class", "split", "sha1", "group", "source")
 OLD_MANIFEST_COLUMNS = MANIFEST_COLUMNS[:-1]  # one data folder: no source column
+REFIT_STREAM = 1  # the refit's random stream differs from the split's, which uses the seed alone
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,33 @@ def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:
     if rest.images:
         split_of.update(_deal(rest, config, fractions))
     rows = [ManifestRow(f.path, f.label, split_of[f.key], f.sha1, group_ids[f.key], f.source) for f in result.images]
+    rows = refit(rows, config) if config.refit_fraction else rows
     return sorted(rows, key=lambda r: (r.source, r.path))
+
+
+def refit(rows: list[ManifestRow], config: DataConfig) -> list[ManifestRow]:
+    """Move `config.refit_fraction` of each class's validation images into training, a whole unit at a time
+    (a duplicate group; an image under the "random" strategy), so that a copy never straddles the two."""
+    unit = (lambda r: r.group) if config.split_strategy == "grouped" else (lambda r: f"{r.source}:{r.path}")
+    members: dict[str, list[ManifestRow]] = {}
+    for r in rows:
+        if r.split == "val":
+            members.setdefault(unit(r), []).append(r)
+    by_class: dict[str, list[str]] = {}
+    for uid in sorted(members):
+        by_class.setdefault(_majority(r.label for r in members[uid]), []).append(uid)
+    rng = np.random.default_rng([config.seed, REFIT_STREAM])
+    moved: set[str] = set()
+    for label in sorted(by_class):
+        uids = by_class[label]
+        target = config.refit_fraction * sum(len(members[u]) for u in uids)
+        count = 0
+        for index in rng.permutation(len(uids)):
+            size = len(members[uids[index]])
+            if abs(count + size - target) < abs(count - target):  # closer to the share with it than without
+                moved.add(uids[index])
+                count += size
+    return [replace(r, split="train") if r.split == "val" and unit(r) in moved else r for r in rows]
 
 
 def _part(result: ScanResult, primary: bool, exclude: set | frozenset = frozenset()) -> ScanResult:
@@ -79,9 +107,7 @@ def _deal(result: ScanResult, config: DataConfig, fractions: np.ndarray) -> dict
         members.setdefault(unit_of[f.key], []).append(f)
     by_class: dict[str, list[str]] = {c: [] for c in result.classes}
     for gid in sorted(members):
-        labels = Counter(f.label for f in members[gid])
-        majority = sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        by_class[majority].append(gid)
+        by_class[_majority(f.label for f in members[gid])].append(gid)
     rng = np.random.default_rng(config.seed)
     split_of: dict[str, str] = {}
     overall = np.zeros(len(SPLITS))
@@ -99,6 +125,11 @@ def _deal(result: ScanResult, config: DataConfig, fractions: np.ndarray) -> dict
             overall[chosen] += size
             split_of[gids[index]] = SPLITS[chosen]
     return {f.key: split_of[unit_of[f.key]] for f in result.images}
+
+
+def _majority(labels: Iterable[str]) -> str:
+    """A group's class: its most common label, ties broken by name."""
+    return sorted(Counter(labels).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
 def leaked_rows(rows: list[ManifestRow], split: str = "test") -> list[ManifestRow]:
