@@ -146,6 +146,37 @@ def test_random_strategy_deals_copies_apart_and_says_it_leaks(sample_copy: Path,
     assert "LEAKING" not in pilah("data", "split", sample_copy, "--out", tmp_path / "grouped").stderr
 
 
+def val_count(rows: list, label: str) -> int:
+    return sum(r.label == label and r.split == "val" for r in rows)
+
+
+def test_refit_moves_half_of_validation_into_training_whole_groups_at_a_time(sample_copy: Path, tmp_path: Path):
+    """A final fit: train + part of validation, the test split untouched, no copy straddling train and val."""
+    for source in sorted(sample_copy.glob("*/*.jpg"))[::2]:  # 48 exact copies: groups of two
+        shutil.copy(source, source.with_name("copy-" + source.name))
+    result = scan(sample_copy)
+    plain = split(result, DataConfig())
+    refit = split(result, DataConfig(refit_fraction=0.5))
+    moved = {(a.path, b.split) for a, b in zip(plain, refit, strict=True) if a.split != b.split}
+    assert moved and {to for _, to in moved} == {"train"}
+    assert [r for r in refit if r.split == "test"] == [r for r in plain if r.split == "test"]
+    before, after = Counter(r.split for r in plain), Counter(r.split for r in refit)
+    assert after["val"] + len(moved) == before["val"]
+    for label in result.classes:  # within half a group (two images here) of half the class's validation images
+        assert abs(val_count(plain, label) - val_count(refit, label) - val_count(plain, label) / 2) <= 1
+    by_group = defaultdict(set)
+    for row in refit:
+        by_group[row.group].add(row.split)
+    assert all(len(splits) == 1 for splits in by_group.values())
+    kept = Counter(r.label for r in refit if r.split == "val")
+    assert set(kept) == set(result.classes)  # every class keeps validation images to pick the epoch and calibrate
+    assert split(result, DataConfig(refit_fraction=0.5)) == refit
+    pilah("data", "split", sample_copy, "--refit", "0.5", "--out", tmp_path / "refit")
+    assert read_manifest(tmp_path / "refit" / "manifest.csv") == refit
+    with pytest.raises(ConfigError, match="refit_fraction"):
+        Config.from_dict({"data": {"refit_fraction": 1.0}})
+
+
 def test_several_folders_split_together_and_a_corrected_copy_of_a_test_photo_stays_in_test(
     sample_dir: Path, tmp_path: Path
 ):
