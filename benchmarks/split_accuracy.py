@@ -41,7 +41,8 @@ def main() -> None:
     leaked = {(r.source, r.path) for r in leaked_rows(run.manifest, args.split)}
     copied = np.array([(r.source, r.path) in leaked for r in rows])
     print(f"machine: {describe()}")
-    print(f"{args.model or args.run}, {args.run}'s {args.split} split, flip TTA {run.config.eval.flip_tta}, {seconds / 60:.1f} min\n")
+    scored = args.model or args.run
+    print(f"{scored}, {args.run}'s {args.split} split, flip TTA {run.config.eval.flip_tta}, {seconds / 60:.1f} min\n")
     print("| images | count | accuracy |")
     print("|---|---|---|")
     print(f"| all | {len(rows):,} | {right.mean() * 100:.2f} % (macro-F1 {f1.mean():.4f}) |")

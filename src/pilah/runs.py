@@ -131,8 +131,11 @@ class Run:
 
     def class_indices(self, split: str) -> list[int]:
         """The label of every image of a split as its position in the model's output, in manifest order."""
+        return self.indices_of(self.split_rows(split))
+
+    def indices_of(self, rows: list[ManifestRow]) -> list[int]:
         index = {label: i for i, label in enumerate(self.classes)}
-        return [index[r.label] for r in self.split_rows(split)]
+        return [index[r.label] for r in rows]
 
 
 def file_logger(path: Path) -> logging.Logger:

@@ -122,3 +122,25 @@ def test_evaluate_with_flip_tta_is_recorded_and_followed_by_the_predictor(traine
     card = json.loads((tmp_path / "models" / "tiny.json").read_text())
     assert card["flip_tta"] is True and "left-right mirror" in (tmp_path / "models" / "tiny.md").read_text()
     assert Predictor(tmp_path / "models" / "tiny.keras").flip_tta
+
+
+def test_training_split_scored_on_a_seeded_sample_and_the_card_says_so(trained_run: Path, tmp_path: Path):
+    """`eval.train_sample` caps the training split's scoring (it only feeds the gap analysis)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    everything = json.loads((run / "metrics.json").read_text())["splits"]
+    assert everything["train"]["images"] == 60
+
+    def scored_train_paths() -> list[str]:
+        pilah("evaluate", run, "--set", "eval.train_sample=20")
+        rows = [line.split(",") for line in (run / "predictions.csv").read_text().splitlines()[1:]]
+        return [row[0] for row in rows if row[1] == "train"]
+
+    first = scored_train_paths()
+    assert len(first) == 20 and set(first) <= {r.path for r in Run.open(run).split_rows("train")}
+    assert scored_train_paths() == first  # the same sample each time
+    splits = json.loads((run / "metrics.json").read_text())["splits"]
+    assert splits["train"]["images"] == 20
+    assert {k: v["images"] for k, v in splits.items() if k != "train"} == {"val": 18, "test": 18}
+    pilah("package", run, "--out", tmp_path / "models", "--name", "tiny")
+    assert "| train | 20 of 60 (a seeded sample) |" in (tmp_path / "models" / "tiny.md").read_text()

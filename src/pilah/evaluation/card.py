@@ -199,8 +199,10 @@ def card_markdown(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for split, s in splits.items():
+        whole = card["data"]["split"].get(split, s["images"])
+        images = f"{s['images']:,}" + (f" of {whole:,} (a seeded sample)" if s["images"] < whole else "")
         lines.append(
-            f"| {split} | {s['images']:,} | {s['accuracy'] * 100:.2f} % | {s['loss']:.4f} | "
+            f"| {split} | {images} | {s['accuracy'] * 100:.2f} % | {s['loss']:.4f} | "
             f"{s['ece'] * 100:.2f} % | {s['ece_calibrated'] * 100:.2f} % |"
         )
     lines += ["", f"Test macro-F1: {card['metrics']['macro_f1']:.4f}", ""]

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pilah.data.split import SPLITS
+from pilah.data.split import SPLITS, ManifestRow
 from pilah.evaluation import plots
 from pilah.evaluation.metrics import (
     calibration_bins,
@@ -28,8 +28,18 @@ from pilah.runs import Run
 from pilah.training.fit import batches_for, read_history
 
 
+def scored_rows(run: Run, split: str) -> list[ManifestRow]:
+    """The images a split is scored on: all of them, or for training a seeded sample (`eval.train_sample`)."""
+    rows = run.split_rows(split)
+    sample = run.config.eval.train_sample
+    if split != "train" or not sample or len(rows) <= sample:
+        return rows
+    keep = np.random.default_rng(run.config.data.seed).choice(len(rows), sample, replace=False)
+    return [rows[i] for i in sorted(keep)]
+
+
 def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
-    batches = batches_for(run, split)
+    batches = batches_for(run, split, rows=scored_rows(run, split))
     if not run.config.eval.flip_tta:
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float64), batches.labels
     probs = [flip_averaged(model.predict_on_batch, batches[i][0]) for i in range(len(batches))]
@@ -93,7 +103,7 @@ def write_predictions(
     def rows():
         for split, (probs, _) in outputs.items():
             calibrated = apply_temperature(probs, temperature)
-            for row, p in zip(run.split_rows(split), calibrated, strict=True):
+            for row, p in zip(scored_rows(run, split), calibrated, strict=True):
                 yield row.path, split, row.label, run.classes[int(p.argmax())], f"{p.max():.6f}"
 
     write_csv(path, ("path", "split", "class", "predicted", "confidence"), rows())

@@ -16,6 +16,7 @@ from pilah.config import Config
 from pilah.data import scan as scanning
 from pilah.data import split as splitting
 from pilah.data.loader import ImageBatches
+from pilah.data.split import ManifestRow
 from pilah.errors import RunError
 from pilah.files import atomic_write, read_csv, write_csv, write_json
 from pilah.modeling.anatomy import copy_weights
@@ -71,16 +72,20 @@ def prepare_run(config: Config, data: Path | list[Path], out: Path | None, manif
     return Run(paths, config, classes, rows)
 
 
-def batches_for(run: Run, split: str, training: bool = False, epoch: int = 0) -> ImageBatches:
-    """Training batches shuffle per epoch and keep one shape; evaluation batches keep manifest order."""
-    rows = run.split_rows(split)
+def batches_for(
+    run: Run, split: str, training: bool = False, epoch: int = 0, rows: list[ManifestRow] | None = None
+) -> ImageBatches:
+    """Training batches shuffle per epoch and keep one shape; evaluation batches keep manifest order.
+
+    `rows`: some of the split's images instead of all of them."""
+    rows = run.split_rows(split) if rows is None else rows
     if not rows:
         raise RunError(f"the {split} split is empty: too few images for the split fractions")
     cfg = run.config
     batch_size = cfg.train.batch_size if training else cfg.eval.batch_size
     batches = ImageBatches(
         run.image_paths(rows),
-        run.class_indices(split),
+        run.indices_of(rows),
         num_classes=len(run.classes),
         image_size=cfg.data.image_size,
         batch_size=batch_size,
