@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pilah.evaluation.metrics import expected_calibration_error
+from pilah.hardware import describe
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.runs import Run
 
@@ -35,13 +36,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="data folder, if it moved since training")
     args = parser.parse_args()
     run = Run.open(args.run)
-    root = args.data or run.data_root
     rows = run.split_rows("test")
-    paths = [root / r.path for r in rows]
+    paths = [args.data / r.path for r in rows] if args.data else run.image_paths(rows)
     truth = np.array([r.label for r in rows])
     results = {model: predict_all(model, paths) for model in args.models}
     reference = np.array([p.label for p in results[args.models[0]][0]])
     reference_accuracy = float(np.mean(reference == truth))
+    print(f"machine: {describe()}")
     print(f"test split of {args.run}: {len(rows)} images\n")
     print(
         "| model | test accuracy | vs reference | top-1 agreement with reference | ECE (15 bins, calibrated) "

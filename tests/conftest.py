@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,25 @@ IMAGENET_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop_fp16.weights.h5
 KERAS_MODEL = REPO / "models" / BUNDLED_MODEL_NAME  # the trained model (too large for the package)
 INT8_MODEL = models_dir() / BUNDLED_FAST_MODEL_NAME  # its int8 export, package data: what runs by default
 EXAMPLES = examples_dir()  # one photo per class, named after its class
+INT8_CARD = INT8_MODEL.with_name(INT8_MODEL.name + ".json")
 FAST = ["--set", "train.workers=1", "--image-size", "96", "--batch-size", "8", "--weights", "none"]
+
+
+def reference_photos() -> int:
+    """How many example photos the bundled model's self-check compares: those its card is sure of."""
+    return len(json.loads(INT8_CARD.read_text())["self_check"]["photos"])
+
+
+def model_with_grades(folder: Path, sure: float, likely: float = 1.0, two: float = 0.0) -> Path:
+    """The bundled model under another card whose thresholds force a grade: `sure` 0.0 makes every answer sure;
+    with `sure` 1.0, a `likely` lead of 0.0 makes it likely, `two` 0.0 one of two and `two` 2.0 none."""
+    folder.mkdir()
+    card = json.loads(INT8_CARD.read_text())
+    card["uncertain_below"], card["grades"] = sure, {"likely_margin": likely, "two_from": two}
+    (folder / INT8_MODEL.name).symlink_to(INT8_MODEL)
+    (folder / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
+    (folder / INT8_CARD.name).write_text(json.dumps(card))
+    return folder / INT8_MODEL.name
 
 
 def needs_shared(path: Path):

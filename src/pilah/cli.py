@@ -251,7 +251,7 @@ def _predict_on_ray(args: argparse.Namespace, out: str | None) -> int:
     sources = remote + [str(p.resolve()) for p in expand_inputs(s for s in args.inputs if "://" not in s)]
     job = ray_engine.RayJob(
         sources,
-        str(model.resolve()),
+        str(model),
         args.workers,
         args.address,
         args.region,
@@ -330,7 +330,7 @@ def _model_file(model: str | None, fast: bool = True) -> Path:
     path = Path(model) if model else bundled_model(fast)
     if not path.is_file():
         raise ModelNotFoundError(f"model not found: {path}")
-    return path
+    return path.absolute()  # not resolve(): a symlinked model keeps the card beside the link
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -348,7 +348,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(STREAMLIT_MAX_UPLOAD_MB)]
     command += ["--client.toolbarMode", "viewer"]
     print(f"Pilah app on http://{args.host}:{args.port}  (model {model}; Ctrl-C stops it)", flush=True)
-    env = {**os.environ, MODEL_ENV: str(model.resolve())}
+    env = {**os.environ, MODEL_ENV: str(model)}
     if args.corrections:
         env[CORRECTIONS_ENV] = str(Path(args.corrections).resolve())
         print(f"corrections that users agree to share go to {env[CORRECTIONS_ENV]}", flush=True)
@@ -383,7 +383,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     model = _model_file(args.model)
     config = ServiceConfig(
-        model=str(model.resolve()),
+        model=str(model),
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
         timeout_s=args.timeout,

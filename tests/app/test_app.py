@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bad_inputs import corpus
-from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, REPO
+from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, REPO, model_with_grades, reference_photos
 from pilah import guidance
 from pilah.app import words
 from pilah.app.page import MAX_UPLOAD_MB
@@ -20,18 +20,6 @@ from pilah.inference.predictor import Predictor
 MODEL = INT8_MODEL  # what `pilah app` runs by default
 CARD = MODEL.with_name(MODEL.name + ".json")
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="the bundled model is missing")
-
-
-def model_with_grades(folder: Path, sure: float, likely: float = 1.0, two: float = 0.0) -> Path:
-    """The bundled model under another card whose thresholds force a grade: `sure` 0.0 makes every answer sure;
-    with `sure` 1.0, a `likely` lead of 0.0 makes it likely, `two` 0.0 one of two and `two` 2.0 none."""
-    folder.mkdir()
-    card = json.loads(CARD.read_text())
-    card["uncertain_below"], card["grades"] = sure, {"likely_margin": likely, "two_from": two}
-    (folder / MODEL.name).symlink_to(MODEL)
-    (folder / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
-    (folder / CARD.name).write_text(json.dumps(card))
-    return folder / MODEL.name
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +225,7 @@ def test_model_info_speaks_to_households_and_names_its_runtime(monkeypatch):
     running = " ".join(c.value for c in at.caption)
     assert f"{MODEL.name}, ekspor onnx int8 dari {KERAS_MODEL.name}" in running
     assert "Dijalankan oleh onnxruntime" in running and "graph optimisation all" in running
-    assert "Pemeriksaan mandiri di prosesor ini: lulus" in running and "pada 11 foto" in running
+    assert "Pemeriksaan mandiri di prosesor ini: lulus" in running and f"pada {reference_photos()} foto" in running
 
 
 def test_a_model_whose_runtimes_all_answer_wrong_is_refused_with_a_message(monkeypatch, tmp_path: Path):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah
+from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah, reference_photos
 from pilah.errors import SelfCheckError
 from pilah.inference import selfcheck
 from pilah.inference.export import card_path
@@ -64,13 +64,13 @@ def test_the_shipped_int8_weights_cannot_saturate_int16_on_any_x86_processor():
 def test_the_bundled_models_pass_their_self_check_here():
     card = json.loads(card_path(INT8_MODEL).read_text())
     photos = card["self_check"]["photos"]
-    assert len(photos) == 11 and "brown-glass.jpg" not in [p["name"] for p in photos]  # its margin is 0.105
+    assert len(photos) >= 10  # most examples are clear enough to check a runtime against
     for photo in photos:  # every reference answer is the photo's true class, with a clear margin
         probs = np.array(photo["probabilities"])
         assert card["classes"][probs.argmax()] == Path(photo["name"]).stem
         assert np.sort(probs)[-1] - np.sort(probs)[-2] >= selfcheck.MIN_MARGIN
     predictor = Predictor(INT8_MODEL)
-    assert predictor.check.passed and predictor.check.photos == 11
+    assert predictor.check.passed and predictor.check.photos == len(photos)
     assert predictor.check.max_difference <= selfcheck.TOLERANCE
     assert "graph optimisation all" in predictor.runtime  # the fast path, no fallback
 
@@ -108,8 +108,8 @@ def test_a_model_without_reference_answers_is_served_and_says_so(trained_run: Pa
 @pytest.mark.slow
 @requires_emulator
 def test_the_default_runtime_is_right_on_a_processor_without_avx512():
-    """The bug as users met it: the default model on an AVX2 processor. The self-check covers the 11 reference
-    photos; the 12th is classified after it."""
+    """The bug as users met it: the default model on an AVX2 processor: its self-check passes, and the example it
+    is least sure of (the brown bottle) is classified right after it."""
     result = on_haswell(
         f"""
         import json
@@ -124,7 +124,8 @@ def test_the_default_runtime_is_right_on_a_processor_without_avx512():
     report = json.loads(result.stdout.splitlines()[-1])
     assert "AVX2" in report["features"] and "AVX512F" not in report["features"]  # really emulated
     assert "graph optimisation all" in report["runtime"] and INT8_MODEL.name in report["runtime"]
-    assert report["check"]["passed"] and report["check"]["photos"] == 11 and not report["check"]["changed"]
+    assert report["check"]["passed"] and report["check"]["photos"] == reference_photos()
+    assert not report["check"]["changed"]
     assert report["brown"] == "brown-glass"
     assert "do not give the model's answers" not in result.stderr  # no fallback, no warning
 
