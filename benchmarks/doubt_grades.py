@@ -1,7 +1,7 @@
 """How the graded answers behave on a run's validation and test splits: per grade, how many photos, how often the
 first class is right, and how often the true class is one of the first two.
 
-    python benchmarks/doubt_grades.py runs/xception-cpu4 [--model src/pilah/resources/models/pilah-xception-int8.onnx]
+    python benchmarks/doubt_grades.py runs/cpu-refit50 [--model src/pilah/resources/models/pilah-xception-int8.onnx]
 
 The grades come from the model card (`uncertain_below` and `grades`, chosen on validation by `pilah evaluate`):
 sure, likely ("probably"), two (one of the first two) and none (no class plausible). Validation is where they
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pilah.hardware import describe
 from pilah.inference.predictor import GRADES, Predictor
 from pilah.runs import Run
 
@@ -26,8 +27,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="data folder, if it moved since training")
     args = parser.parse_args()
     run = Run.open(args.run)
-    root = args.data or run.data_root
     predictor = Predictor(args.model)
+    print(f"machine: {describe()}")
     print(
         f"model {predictor.model_path.name}: sure from {predictor.uncertain_below:.3f}, likely from a lead of "
         f"{predictor.likely_margin:.3f}, one of two from a sum of {predictor.two_from:.3f}\n"
@@ -36,7 +37,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for split in ("val", "test"):
         rows = run.split_rows(split)
-        results = list(predictor.predict_paths([root / r.path for r in rows], batch_size=32))
+        paths = [args.data / r.path for r in rows] if args.data else run.image_paths(rows)
+        results = list(predictor.predict_paths(paths, batch_size=32))
         truth = np.array([r.label for r in rows])
         grades = np.array([p.grade for p in results])
         first = np.array([p.top_k[0][0] for p in results])
