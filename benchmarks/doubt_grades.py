@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pilah.hardware import describe
-from pilah.inference.predictor import GRADES, Predictor
+from pilah.inference.calibration import GRADES
+from pilah.inference.predictor import Predictor
 from pilah.runs import Run
 
 

@@ -53,9 +53,28 @@ def test_temperature_recovers_a_known_overconfidence():
 def test_uncertainty_threshold_keeps_the_confident_part_accurate():
     probs = np.array([[0.99, 0.01], [0.95, 0.05], [0.9, 0.1], [0.7, 0.3], [0.6, 0.4]])
     labels = np.array([0, 0, 0, 1, 0])  # the 0.7 one is wrong
-    assert ev.uncertainty_threshold(probs, labels, 1.0) == pytest.approx(0.9)
-    assert ev.uncertainty_threshold(probs, labels, 0.8) == pytest.approx(0.6)
-    assert ev.uncertainty_threshold(probs[3:4], labels[3:4], 0.99) == 1.0
+    assert ev.uncertainty_threshold(probs, labels, 1.0, confidence=0.5) == pytest.approx(0.9)
+    assert ev.uncertainty_threshold(probs, labels, 0.8, confidence=0.5) == pytest.approx(0.6)
+    assert ev.uncertainty_threshold(probs[3:4], labels[3:4], 0.99, confidence=0.5) == 1.0
+
+
+def test_accuracy_lower_bound_is_wilsons():
+    # 8 right of 10 at 95 % two-sided (97.5 % one-sided): Wilson's interval is 0.490-0.943.
+    assert ev.accuracy_lower_bound(np.array(8), np.array(10), 0.975) == pytest.approx(0.4902, abs=1e-4)
+    assert ev.accuracy_lower_bound(np.array(8), np.array(10), 0.5) == pytest.approx(0.8)
+    more = ev.accuracy_lower_bound(np.array(800), np.array(1000), 0.975)
+    assert 0.76 < more < 0.8  # more answers, a tighter bound
+
+
+def test_a_threshold_chosen_with_confidence_wants_more_evidence():
+    # Ten answers right, then one wrong, then ten right: 20 of 21 (95 %) clears 90 % at face value. With 90 %
+    # confidence not even the top ten do (10 of 10: lower bound 0.86); all 21 clear 85 % (lower bound 0.853).
+    scores = np.linspace(1.0, 0.5, 21)
+    right = np.ones(21, dtype=bool)
+    right[10] = False
+    assert ev.selective_threshold(scores, right, 0.9, confidence=0.5) == pytest.approx(0.5)
+    assert ev.selective_threshold(scores, right, 0.9, confidence=0.9) == 1.0
+    assert ev.selective_threshold(scores, right, 0.85, confidence=0.9) == pytest.approx(0.5)
 
 
 def test_doubt_grades_by_hand():
@@ -70,7 +89,7 @@ def test_doubt_grades_by_hand():
         ]
     )
     labels = np.array([0, 0, 1, 1, 0, 2])
-    grades = ev.doubt_grades(probs, labels, sure_from=0.9, likely_accuracy=1.0, pair_coverage=1.0)
+    grades = ev.doubt_grades(probs, labels, sure_from=0.9, likely_accuracy=1.0, pair_coverage=1.0, confidence=0.5)
     assert grades["likely_margin"] == pytest.approx(0.65)  # only the lead of 0.65 is always right
     assert grades["two_from"] == pytest.approx(0.90)  # pairs summing to 0.90 or more always hold the truth
 

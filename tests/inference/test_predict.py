@@ -12,7 +12,8 @@ from PIL import Image
 from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, SAMPLE, pilah
 from pilah.errors import ModelNotFoundError
 from pilah.images import load_rgb
-from pilah.inference.predictor import GRADES, Predictor
+from pilah.inference.calibration import GRADES
+from pilah.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -157,6 +157,19 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
     }
 
 
+def grade_aims(eval_config: dict[str, Any]) -> str:
+    """What the grades promise, and how sure validation made that promise (cards from before said nothing)."""
+    aims = (
+        f"sure answers right {eval_config['confident_accuracy'] * 100:.0f} % of the time, likely ones "
+        f"{eval_config['likely_accuracy'] * 100:.0f} %, "
+        f"the top two holding the true class {eval_config['pair_coverage'] * 100:.0f} %"
+    )
+    confidence = eval_config.get("grade_confidence", 0.5)
+    if confidence == 0.5:
+        return f"Each threshold was chosen where validation's answers met its aim ({aims})."
+    return f"Each threshold was chosen so that its aim ({aims}) holds with {confidence * 100:.0f} % confidence."
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     splits = card["metrics"]["splits"]
     lines = [
@@ -171,7 +184,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         + (
             f" and graded: likely when the first class leads the second by {card['grades']['likely_margin']:.3f} "
             f"or more, else one of the top two when those two sum to {card['grades']['two_from']:.3f} or more, "
-            "else none of the classes."
+            "else none of the classes. " + grade_aims(card["training"]["config"]["eval"])
             if card.get("grades")
             else "."
         ),

@@ -12,14 +12,13 @@ from pilah.data.split import SPLITS, ManifestRow
 from pilah.evaluation import plots
 from pilah.evaluation.metrics import (
     calibration_bins,
+    choose_grades,
     confusion_matrix,
-    doubt_grades,
     expected_calibration_error,
     fit_temperature,
     generalization_gaps,
     per_class_scores,
     split_scores,
-    uncertainty_threshold,
 )
 from pilah.files import read_json, write_csv, write_json
 from pilah.inference.calibration import apply_temperature
@@ -56,8 +55,7 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
     val_probs, val_labels = outputs["val"]
     temperature = fit_temperature(val_probs, val_labels)
     calibrated_val = apply_temperature(val_probs, temperature)
-    uncertain_below = uncertainty_threshold(calibrated_val, val_labels, cfg.eval.confident_accuracy)
-    grades = doubt_grades(calibrated_val, val_labels, uncertain_below, cfg.eval.likely_accuracy, cfg.eval.pair_coverage)
+    uncertain_below, grades = choose_grades(calibrated_val, val_labels, cfg.eval)
     splits = {}
     for split, (probs, labels) in outputs.items():
         scores = split_scores(probs, labels, bins)

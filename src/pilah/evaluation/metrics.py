@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
+from pilah.config import EvalConfig
 from pilah.inference.calibration import EPSILON, apply_temperature
 
 
@@ -80,40 +83,69 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05, hi
     return float(np.exp((a + b) / 2))
 
 
-def selective_threshold(scores: np.ndarray, right: np.ndarray, target: float) -> float:
-    """The lowest score t such that the cases scoring >= t are right at least `target` of the time (selective
-    classification); 1.0 when no such t exists (no case is trusted)."""
+def accuracy_lower_bound(right: np.ndarray, count: np.ndarray, confidence: float) -> np.ndarray:
+    """Wilson's score bound: the true rate of `right` in `count` cases is at least this, with `confidence`
+    (0.5 gives the observed rate itself). A grade chosen where the observed rate just touches its aim misses the
+    aim on new photos about half the time; on a few hundred validation answers, by several points."""
+    z = NormalDist().inv_cdf(confidence)
+    rate = right / count
+    centre = rate + z * z / (2 * count)
+    spread = z * np.sqrt(rate * (1 - rate) / count + z * z / (4 * count * count))
+    return (centre - spread) / (1 + z * z / count)
+
+
+def selective_threshold(scores: np.ndarray, right: np.ndarray, target: float, confidence: float) -> float:
+    """The lowest score t such that the cases scoring >= t are right at least `target` of the time, with
+    `confidence` (selective classification with a guarantee, Geifman & El-Yaniv 2017); 1.0 when no such t exists
+    (no case is trusted)."""
     order = np.argsort(-scores)
-    running = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-    meets = np.nonzero(running >= target)[0]
+    bound = accuracy_lower_bound(np.cumsum(right[order]), np.arange(1, len(order) + 1), confidence)
+    meets = np.nonzero(bound >= target)[0]
     return float(scores[order][meets[-1]]) if len(meets) else 1.0
 
 
-def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy: float) -> float:
+def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, target_accuracy: float, confidence: float) -> float:
     """The lowest confidence t such that predictions with confidence >= t are right at least
     `target_accuracy` of the time; below t a result is flagged uncertain (not "sure")."""
-    return selective_threshold(probs.max(axis=1), probs.argmax(axis=1) == labels, target_accuracy)
+    return selective_threshold(probs.max(axis=1), probs.argmax(axis=1) == labels, target_accuracy, confidence)
 
 
 def doubt_grades(
-    probs: np.ndarray, labels: np.ndarray, sure_from: float, likely_accuracy: float, pair_coverage: float
+    probs: np.ndarray,
+    labels: np.ndarray,
+    sure_from: float,
+    likely_accuracy: float,
+    pair_coverage: float,
+    confidence: float,
 ) -> dict[str, float]:
     """The grades below "sure", chosen on validation like the sure threshold itself, among the answers below it:
     - `likely_margin`: the lowest lead of the first class over the second such that answers leading by at least
       that much are right at least `likely_accuracy` of the time (shown as "probably" the first class);
     - `two_from`: among the rest, the lowest sum of the first two probabilities such that the true class is one
       of those two at least `pair_coverage` of the time (both shown, with what tells them apart);
-    - below that, no class is plausible (the probability is spread over many classes): "none"."""
+    - below that, no class is plausible (the probability is spread over many classes): "none".
+    Each "at least" holds with `confidence` (`accuracy_lower_bound`)."""
     top = np.sort(probs, axis=1)
     first, second = top[:, -1], top[:, -2]
     unsure = first < sure_from
     right = probs.argmax(axis=1) == labels
     lead = first - second
-    likely_margin = selective_threshold(lead[unsure], right[unsure], likely_accuracy) if unsure.any() else 1.0
+    likely_margin = (
+        selective_threshold(lead[unsure], right[unsure], likely_accuracy, confidence) if unsure.any() else 1.0
+    )
     rest = unsure & (lead < likely_margin)
     in_pair = (np.argsort(-probs, axis=1)[:, :2] == labels[:, None]).any(axis=1)
-    two_from = selective_threshold((first + second)[rest], in_pair[rest], pair_coverage) if rest.any() else 0.0
+    two_from = (
+        selective_threshold((first + second)[rest], in_pair[rest], pair_coverage, confidence) if rest.any() else 0.0
+    )
     return {"likely_margin": likely_margin, "two_from": two_from}
+
+
+def choose_grades(probs: np.ndarray, labels: np.ndarray, cfg: EvalConfig) -> tuple[float, dict[str, float]]:
+    """The sure threshold and the grades below it, chosen on (calibrated) validation answers."""
+    sure_from = uncertainty_threshold(probs, labels, cfg.confident_accuracy, cfg.grade_confidence)
+    grades = doubt_grades(probs, labels, sure_from, cfg.likely_accuracy, cfg.pair_coverage, cfg.grade_confidence)
+    return sure_from, grades
 
 
 def split_scores(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:

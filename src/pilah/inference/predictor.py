@@ -17,7 +17,7 @@ from pilah.errors import ImageError, ModelNotFoundError, SelfCheckError, UsageEr
 from pilah.files import read_json
 from pilah.images import DEFAULT_MAX_PIXELS, ImageSource, load_rgb, looks_like_image, pad_batch
 from pilah.inference import selfcheck
-from pilah.inference.calibration import apply_temperature
+from pilah.inference.calibration import apply_temperature, grade_answers
 from pilah.inference.runtimes import SUFFIXES, runtime_candidates
 from pilah.resources import models_dir
 
@@ -34,12 +34,6 @@ def flip_averaged(run_batch: Callable[[np.ndarray], np.ndarray], batch: np.ndarr
     both in one call of twice the batch."""
     both = np.asarray(run_batch(np.concatenate([batch, batch[:, :, ::-1]])), dtype=np.float64)
     return (both[: len(batch)] + both[len(batch) :]) / 2
-
-
-# How sure an answer is, from the model card's thresholds (chosen on validation, `evaluation.metrics`):
-# sure (right >= 99 % of the time there), likely (>= 80 %), one of the top two (the true class is one of them
-# >= 90 % of the time), or none of the classes.
-GRADES = ("sure", "likely", "two", "none")
 
 
 @dataclass
@@ -213,11 +207,9 @@ class Predictor:
 
     def grade(self, first: float, second: float) -> str:
         """The grade of an answer whose two most likely classes have these (calibrated) probabilities."""
-        if first >= self.uncertain_below:
-            return "sure"
-        if first - second >= self.likely_margin:
-            return "likely"
-        return "two" if first + second >= self.two_from else "none"
+        return str(
+            grade_answers(np.array(first), np.array(second), self.uncertain_below, self.likely_margin, self.two_from)
+        )
 
     def predict_paths(self, paths: Iterable[Path], batch_size: int = 32, top_k: int = 3) -> Iterator[Prediction]:
         batch: list[Path] = []
