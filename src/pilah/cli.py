@@ -273,7 +273,9 @@ def _describe_prediction(result) -> str:
     if result.error:
         return f"{result.source}: ERROR {result.error_code}: {result.error}"
     others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
-    flag = {"sure": "", "likely": "  (likely)", "two": "  (one of the top two)", "none": "  (none fits)"}[result.grade]
+    flag = {"sure": "", "likely": "  (likely)", "two": "  (one of the top two)", "none": "  (cannot tell)"}[
+        result.grade
+    ]
     return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
 
 

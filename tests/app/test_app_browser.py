@@ -112,9 +112,9 @@ SCROLL_TO_TOP_AND_MEASURE = """(selector) => {
 
 @pytest.fixture(scope="module")
 def doubt_app_url(tmp_path_factory):
-    """The bundled model under a card without a "likely" band: the brown bottle (67 % brown, 27 % green glass,
-    "likely" with the shipped card) is then one of two, the longest card a phone must show in its first screen;
-    the other examples stay sure."""
+    """The bundled model under a card without a "likely" band, so that the brown bottle (67 % brown, 27 % green
+    glass) is one of two whatever the shipped card's thresholds: the longest card a phone must show in its first
+    screen. The other examples stay sure."""
     url, process = serve_app(model_with_grades(tmp_path_factory.mktemp("models") / "doubt", sure=0.92))
     yield url
     output = stop(process)
