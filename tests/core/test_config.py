@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import pilah
+from conftest import REPO, pilah
 from pilah.config import Config
 from pilah.errors import ConfigError
 
@@ -102,3 +102,10 @@ def test_pilah_config_prints_the_defaults_and_what_a_file_and_sets_make_of_them(
     assert (mine["train"]["mode"], mine["train"]["epochs"]) == ("cached", 3)
     refused = pilah("config", "--set", "train.epoch=3", check=False)
     assert refused.returncode == 2 and "did you mean 'epochs'?" in refused.stderr
+
+
+
+@pytest.mark.parametrize("name", ["cpu.yaml", "gpu.yaml"])
+def test_the_shipped_recipes_load(name):
+    config = Config.load(REPO / "configs" / name)
+    assert config.train.epochs >= 5 and config.eval.flip_tta and config.data == Config().data
