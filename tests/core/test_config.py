@@ -104,7 +104,6 @@ def test_pilah_config_prints_the_defaults_and_what_a_file_and_sets_make_of_them(
     assert refused.returncode == 2 and "did you mean 'epochs'?" in refused.stderr
 
 
-
 @pytest.mark.parametrize("name", ["cpu.yaml", "gpu.yaml"])
 def test_the_shipped_recipes_load(name):
     config = Config.load(REPO / "configs" / name)
