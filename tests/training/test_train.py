@@ -135,7 +135,15 @@ def _train_until_killed(out: Path, *extra: str, stop: signal.Signals = signal.SI
         *FAST,
         *extra,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches a program in a terminal's foreground; a test run started in the background (`cmd &` in a
+    # shell without job control) ignores SIGINT, and its children would inherit that.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     state = out / "checkpoints" / "state.json"
     deadline = time.monotonic() + 400
     while not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
