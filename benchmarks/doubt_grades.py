@@ -4,7 +4,7 @@ first class is right, and how often the true class is one of the first two.
     python benchmarks/doubt_grades.py runs/cpu-refit50 [--model src/pilah/resources/models/pilah-xception-int8.onnx]
 
 The grades come from the model card (`uncertain_below` and `grades`, chosen on validation by `pilah evaluate`):
-sure, likely ("probably"), two (one of the first two) and none (no class plausible). Validation is where they
+sure, likely ("probably"), two (one of the first two) and none (no promise holds). Validation is where they
 were chosen; test says whether they hold on photos that played no part in choosing them.
 """
 

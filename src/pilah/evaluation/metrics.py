@@ -123,7 +123,8 @@ def doubt_grades(
       that much are right at least `likely_accuracy` of the time (shown as "probably" the first class);
     - `two_from`: among the rest, the lowest sum of the first two probabilities such that the true class is one
       of those two at least `pair_coverage` of the time (both shown, with what tells them apart);
-    - below that, no class is plausible (the probability is spread over many classes): "none".
+    - below that, "none": no promise holds (the probability is spread over many classes, or too few validation
+      answers like it back one).
     Each "at least" holds with `confidence` (`accuracy_lower_bound`)."""
     top = np.sort(probs, axis=1)
     first, second = top[:, -1], top[:, -2]

@@ -18,7 +18,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 # How sure an answer is, from the model card's thresholds (chosen on validation, `evaluation.metrics`):
 # sure (right >= 99 % of the time there), likely (>= 80 %), one of the top two (the true class is one of them
-# >= 90 % of the time), or none of the classes.
+# >= 90 % of the time), or none, for which no promise holds.
 GRADES = ("sure", "likely", "two", "none")
 
 
