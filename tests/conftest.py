@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pilah.inference.open_set import bank_path
 from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
 from pilah.resources import examples_dir, models_dir
 
@@ -37,11 +38,16 @@ def reference_photos() -> int:
 def model_with_grades(folder: Path, sure: float, likely: float = 1.0, two: float = 0.0) -> Path:
     """The bundled model under another card whose thresholds force a grade: `sure` 0.0 makes every answer sure;
     with `sure` 1.0, a `likely` lead of 0.0 makes it likely, `two` 0.0 one of two and `two` 2.0 none."""
-    folder.mkdir()
     card = json.loads(INT8_CARD.read_text())
     card["uncertain_below"], card["grades"] = sure, {"likely_margin": likely, "two_from": two}
-    (folder / INT8_MODEL.name).symlink_to(INT8_MODEL)
-    (folder / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
+    return model_with_card(folder, card)
+
+
+def model_with_card(folder: Path, card: dict) -> Path:
+    """The bundled int8 model (with its open-set bank and the `.keras` file it came from) under another card."""
+    folder.mkdir(exist_ok=True)
+    for model in (INT8_MODEL, KERAS_MODEL, bank_path(INT8_MODEL), bank_path(KERAS_MODEL)):
+        (folder / model.name).symlink_to(model)
     (folder / INT8_CARD.name).write_text(json.dumps(card))
     return folder / INT8_MODEL.name
 

@@ -10,6 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from pilah.inference.export import card_path
+from pilah.inference.open_set import bank_path
 
 
 def _edit(source: Path, target: Path, change) -> Path:
@@ -17,6 +18,8 @@ def _edit(source: Path, target: Path, change) -> Path:
     change(model, {i.name: i for i in model.graph.initializer}, {o: n for n in model.graph.node for o in n.output})
     onnx.save(model, str(target))
     shutil.copy(card_path(source), card_path(target))
+    if bank_path(source).is_file():  # under the name the card gives it
+        shutil.copy(bank_path(source), target.with_name(bank_path(source).name))
     return target
 
 

@@ -190,6 +190,20 @@ def cmd_package(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_open_set(args: argparse.Namespace) -> int:
+    from pilah.evaluation.card import add_to_models
+    from pilah.runs import Run
+
+    block = add_to_models(Run.open(args.run), [Path(model) for model in args.models])
+    print(
+        f"open-set score (k-NN at layer {block['layer']}, k {block['k']}, {block['bank_photos']} bank photos): "
+        f"threshold {block['threshold']:.4f}, {block['validation']['refused'] * 100:.2f} % of "
+        f"{block['validation']['photos']} validation photos refused; written into the cards of "
+        + ", ".join(args.models)
+    )
+    return EXIT_OK
+
+
 def _print_metrics(metrics: dict) -> None:
     rows = [
         [
@@ -227,11 +241,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.write(results.row(p, predictor.classes, args.region, args.language) for p in predictions)
         return EXIT_OK
     for result in predictions:
-        advice = guidance.advice(result.label, args.region, args.language) if args.region and result.label else None
+        place = results.destination(result, args.region, args.language) if args.region and result.label else None
         if args.json:
-            print(json.dumps({**result.to_dict(), "advice": advice.to_dict() if advice else None}), flush=True)
+            print(json.dumps({**result.to_dict(), "advice": place.model_dump() if place else None}), flush=True)
         else:
-            print(_describe_prediction(result) + (f"  -> {advice.stream_name}" if advice else ""), flush=True)
+            unsure = "if unsure: " if results.names_no_class(result) else ""
+            print(_describe_prediction(result) + (f"  -> {unsure}{place.stream_name}" if place else ""), flush=True)
     return EXIT_OK
 
 
@@ -273,9 +288,13 @@ def _describe_prediction(result) -> str:
     if result.error:
         return f"{result.source}: ERROR {result.error_code}: {result.error}"
     others = ", ".join(f"{k} {p:.1%}" for k, p in result.top_k[1:])
-    flag = {"sure": "", "likely": "  (likely)", "two": "  (one of the top two)", "none": "  (cannot tell)"}[
-        result.grade
-    ]
+    flag = {
+        "sure": "",
+        "likely": "  (likely)",
+        "two": "  (one of the top two)",
+        "none": "  (cannot tell)",
+        "unfamiliar": "  (not household waste Pilah knows)",
+    }[result.grade]
     return f"{result.source}: {result.label} {result.confidence:.1%}{flag}  [{others}]"
 
 
@@ -284,6 +303,8 @@ def cmd_guidance_check(args: argparse.Namespace) -> int:
     languages, streams = ", ".join(pack.languages), ", ".join(pack.streams)
     print(f"{args.file}: a valid pack for region {pack.region!r} ({languages}), {len(pack.classes)} classes")
     print(f"streams: {streams}")
+    lookalikes = sum(len(rule.exceptions) for rule in pack.classes.values())
+    print(f"look-alikes (exceptions): {lookalikes}; when unsure: {pack.when_unsure.stream}")
     return EXIT_OK
 
 
@@ -496,6 +517,19 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--out", default="models")
     package.add_argument("--name", default="pilah-xception")
     package.set_defaults(func=cmd_package)
+
+    open_set = verbs.add_parser(
+        "open-set",
+        help="fit the 'not household waste Pilah knows' score for packaged models that have none",
+        description="Fit the open-set score (k-NN distance, eval.open_set_*) on the run's training sample and "
+        "validation split, with the first model's runtime, and write its bank and threshold beside and into the "
+        "card of each model (a .keras file and its exports; weights and quantization unchanged).",
+    )
+    open_set.add_argument("run", help="the run folder the models were packaged from")
+    open_set.add_argument(
+        "models", nargs="+", metavar="MODEL", help="the models to give the score, fitted on the first"
+    )
+    open_set.set_defaults(func=cmd_open_set)
 
     predict = verbs.add_parser("predict", help="classify images or folders of images")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")

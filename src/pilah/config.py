@@ -131,6 +131,17 @@ class EvalConfig(Section):
     # The training split is scored on a seeded sample of this many images (0: all of them). Its figures only feed
     # the seed's gap analysis, and all 9,115 are 60 % of the images behind evaluation's 27.5 min here.
     train_sample: int = Field(3000, ge=0)
+    # "Not household waste Pilah knows" (`inference.open_set`): the deep k-nearest-neighbour distance of each photo's
+    # features at this layer (pooled over the image) to a bank of training photos; the head's pooled features beat
+    # the backbone's ImageNet-only layers, the softmax and Mahalanobis distance in benchmarks/open_set.py.
+    # "" turns the open-set score off.
+    open_set_layer: str = "avg_pool"
+    open_set_k: int = Field(2, ge=1)  # the k-th nearest neighbour
+    open_set_bank_per_class: int = Field(100, ge=1)  # training photos per class in the bank (float16, shipped)
+    open_set_false_refusals: float = Field(0.01, gt=0, lt=1)  # at most this share of validation photos refused
+    # At most this share of validation photos is "less typical": their answers are at most "one of two", never sure
+    # or likely (a softmax is most confidently wrong far from its training data).
+    open_set_atypical: float = Field(0.1, gt=0, lt=1)
 
 
 class Config(Section):

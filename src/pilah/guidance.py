@@ -4,8 +4,9 @@ A pack is one YAML file per region (`pilah/resources/guidance/<region>.yaml` shi
 its own, check it with `pilah guidance check FILE` and put it in the folder that `PILAH_GUIDANCE_DIR` names, where
 the app, the API and the CLI find it beside the bundled ones). It names the region's waste streams (with the colour
 of their bin where the region has one) and, for each of the model's classes, the stream, the preparation
-steps, where it goes, what not to do and the source of the rule, in one or more languages. docs/guidance.md
-explains how to write one.
+steps, where it goes, what not to do, the look-alike items that go elsewhere (used tissue is not paper) and the
+source of the rule, in one or more languages; and the safe stream for a photo Pilah cannot place (`when_unsure`).
+docs/guidance.md explains how to write one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ DEFAULT_REGION = "id"  # Indonesia, as the original app
 GUIDANCE_DIR_ENV = "PILAH_GUIDANCE_DIR"  # a folder of more packs (<region>.yaml), e.g. a city's own
 LANGUAGES = ("id", "en")  # the languages of Pilah's own texts; a pack provides one or both
 BADGE_COLOURS = ("red", "orange", "yellow", "green", "blue", "violet", "gray")  # what Streamlit's badges can show
+MAX_LOOKALIKES = 6  # per class: the question on the verdict card must stay short enough for a phone's first screen
+MAX_ITEM_CHARS = 40  # one look-alike item's name, e.g. "Thermal receipts"
+MAX_LINE_CHARS = 200  # the when-unsure line
 BIN_COLOURS = ("yellow", "blue", "green", "brown", "grey", "black", "white", "red", "orange", "purple")
 Language = Literal["id", "en"]
 
@@ -70,11 +74,36 @@ class Words(_Strict):
     dont: list[str] = Field(default_factory=list)
 
 
+class Lookalike(_Strict):
+    """An item that looks like the class but goes to another stream here: a used tissue looks like paper and is
+    residual waste. The app asks about these on the verdict card, one tap to switch."""
+
+    item: dict[Language, str]
+    stream: str
+
+    @model_validator(mode="after")
+    def _short(self) -> Lookalike:
+        long = [lang for lang, text in self.item.items() if not 2 <= len(text) <= MAX_ITEM_CHARS]
+        if long:
+            raise ValueError(f"item: each name needs 2 to {MAX_ITEM_CHARS} characters ({', '.join(long)})")
+        return self
+
+
+class Unsure(_Strict):
+    """Where a photo goes when Pilah cannot place it (no grade holds, or it is unlike the waste it learned): the
+    region's safe default, and one line on what to do."""
+
+    stream: str
+    id: str | None = Field(None, min_length=3, max_length=MAX_LINE_CHARS)
+    en: str | None = Field(None, min_length=3, max_length=MAX_LINE_CHARS)
+
+
 class Rule(_Strict):
     """How to dispose of one class in this region, in each language the pack provides."""
 
     stream: str
     source: Source
+    exceptions: list[Lookalike] = Field(default_factory=list, max_length=MAX_LOOKALIKES)
     id: Words | None = None
     en: Words | None = None
 
@@ -88,11 +117,13 @@ class Pack(_Strict):
     name: dict[Language, str]
     languages: list[Language] = Field(min_length=1)
     streams: dict[str, Stream]
+    when_unsure: Unsure
     classes: dict[str, Rule]
 
     @model_validator(mode="after")
     def _complete(self) -> Pack:
         problems = []
+        streams = list(self.streams)
         missing = [c for c in CLASSES if c not in self.classes]
         unknown = [c for c in self.classes if c not in CLASSES]
         if missing:
@@ -107,6 +138,18 @@ class Pack(_Strict):
             for language in self.languages:
                 if language not in rule.words:
                     problems.append(f"classes.{label}: no {language!r} words, though the pack's languages list it")
+            for i, lookalike in enumerate(rule.exceptions):
+                place = f"classes.{label}.exceptions.{i}"
+                if lookalike.stream not in self.streams:
+                    problems.append(f"{place}.stream: {lookalike.stream!r} is not one of the streams {streams}")
+                elif lookalike.stream == rule.stream:
+                    problems.append(f"{place}.stream: {lookalike.stream!r} is the class's own stream")
+                problems += [f"{place}.item: no {lang!r} name" for lang in self.languages if lang not in lookalike.item]
+        if self.when_unsure.stream not in self.streams:
+            problems.append(f"when_unsure.stream: {self.when_unsure.stream!r} is not one of the streams {streams}")
+        problems += [
+            f"when_unsure: no {lang!r} line" for lang in self.languages if getattr(self.when_unsure, lang) is None
+        ]
         for key, stream in self.streams.items():
             problems += [f"streams.{key}.name: no {lang!r} name" for lang in self.languages if lang not in stream.name]
         problems += [f"name: no {lang!r} name" for lang in self.languages if lang not in self.name]
@@ -115,26 +158,46 @@ class Pack(_Strict):
         return self
 
 
-class Advice(BaseModel):
-    """How to dispose of one class, in one region and one language: what the app, the API (as is, in its schema)
-    and the CLI show."""
+class StreamAdvice(BaseModel):
+    """One of the region's streams as the app, the API and the CLI show it."""
 
     model_config = ConfigDict(frozen=True)
 
-    region: str
-    label: str
-    language: str  # the language of the words: the one asked for, or the pack's first when it lacks it
     stream: str
     stream_name: str
     icon: str
     badge: str
     bin_colour: str | None
+
+
+class LookalikeAdvice(StreamAdvice):
+    """Items that look like the class and go to this other stream, named in one line ("Used tissue, greasy paper")."""
+
+    items: str
+
+
+class UnsureAdvice(StreamAdvice):
+    """The region's safe default for a photo Pilah cannot place, and what to do."""
+
+    region: str
+    language: str
+    line: str
+
+
+class Advice(StreamAdvice):
+    """How to dispose of one class, in one region and one language: what the app, the API (as is, in its schema)
+    and the CLI show."""
+
+    region: str
+    label: str
+    language: str  # the language of the words: the one asked for, or the pack's first when it lacks it
     summary: str
     prepare: list[str]
     where: list[str]
     dont: list[str]
     source_url: str
     source_title: str
+    exceptions: list[LookalikeAdvice] = Field(default_factory=list)  # one per other stream, in the pack's order
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -187,28 +250,61 @@ def _read_once(path: Path, modified_ns: int) -> Pack:
     return found
 
 
+def _stream(p: Pack, key: str, language: str) -> dict:
+    stream = p.streams[key]
+    return {
+        "stream": key,
+        "stream_name": stream.name.get(language, next(iter(stream.name.values()))),
+        "icon": stream.icon,
+        "badge": stream.badge,
+        "bin_colour": stream.bin_colour,
+    }
+
+
+def _lookalikes(p: Pack, rule: Rule, language: str) -> list[LookalikeAdvice]:
+    """The class's look-alikes grouped by the stream they go to instead, in the pack's order."""
+    by_stream: dict[str, list[str]] = {}
+    for lookalike in rule.exceptions:
+        name = lookalike.item.get(language, next(iter(lookalike.item.values())))
+        by_stream.setdefault(lookalike.stream, []).append(name)
+    return [LookalikeAdvice(items=", ".join(names), **_stream(p, key, language)) for key, names in by_stream.items()]
+
+
 def advice(label: str, region: str = DEFAULT_REGION, language: str = "en") -> Advice:
     """How to dispose of `label` in `region`, in `language` (or the pack's first language when it lacks it)."""
     p = pack(region)
     rule = p.classes[label]
     used = language if language in rule.words else p.languages[0]
-    words, stream = rule.words[used], p.streams[rule.stream]
+    words = rule.words[used]
     return Advice(
         region=p.region,
         label=label,
         language=used,
-        stream=rule.stream,
-        stream_name=stream.name.get(used, next(iter(stream.name.values()))),
-        icon=stream.icon,
-        badge=stream.badge,
-        bin_colour=stream.bin_colour,
+        **_stream(p, rule.stream, used),
         summary=words.summary,
         prepare=list(words.prepare),
         where=list(words.where),
         dont=list(words.dont),
         source_url=str(rule.source.url),
         source_title=rule.source.title,
+        exceptions=_lookalikes(p, rule, used),
     )
+
+
+def when_unsure(region: str = DEFAULT_REGION, language: str = "en") -> UnsureAdvice:
+    """Where a photo Pilah cannot place goes in `region` (its pack's safe default), and what to do."""
+    p = pack(region)
+    used = language if getattr(p.when_unsure, language) else p.languages[0]
+    return UnsureAdvice(
+        region=p.region, language=used, line=getattr(p.when_unsure, used), **_stream(p, p.when_unsure.stream, used)
+    )
+
+
+def class_of_stream(region: str, stream: str) -> str | None:
+    """The one class whose stream this is in `region` (residual -> trash), or None when several or none are:
+    what a tap on a look-alike records as the correct class."""
+    found = [label for label, rule in pack(region).classes.items() if rule.stream == stream]
+    return found[0] if len(found) == 1 else None
 
 
 def region_name(region: str, language: str) -> str:

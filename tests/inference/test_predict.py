@@ -84,14 +84,15 @@ def test_cli_csv_has_one_row_per_file_and_an_error_column(trained_run: Path, tmp
     pilah("predict", "--model", trained_run / "best.keras", folder, "--csv", out, "--batch-size", "4")
     rows = list(csv.reader(out.open()))
     classes = json.loads((trained_run / "labels.json").read_text())
-    assert rows[0] == ["path", "label", "confidence", "uncertain", "grade", "error", *classes]
+    assert rows[0] == ["path", "label", "confidence", "uncertain", "grade", "novelty", "error", *classes]
     assert len(rows) == 7
     broken = next(r for r in rows[1:] if r[0].endswith("broken.jpg"))
-    assert broken[1] == "" and broken[5].startswith("corrupt")
+    assert broken[1] == "" and broken[6].startswith("corrupt")
     for row in rows[1:]:
-        if row[5]:
+        if row[6]:
             continue
-        probs = [float(x) for x in row[6:]]
+        assert 0 <= float(row[5]) <= 2  # the run's evaluation fitted an open-set score: every photo has a novelty
+        probs = [float(x) for x in row[7:]]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert row[1] == classes[int(np.argmax(probs))]
         assert float(row[2]) == pytest.approx(max(probs), abs=1e-6)
@@ -135,7 +136,17 @@ def test_cli_max_pixels_refuses_big_images_and_goes_on(trained_run: Path, tmp_pa
 def test_grades_follow_the_model_cards_thresholds():
     predictor = Predictor(INT8_MODEL)
     predictor.uncertain_below, predictor.likely_margin, predictor.two_from = 0.9, 0.5, 0.6
-    assert [predictor.grade(*pair) for pair in ((0.95, 0.03), (0.8, 0.1), (0.5, 0.3), (0.3, 0.2))] == list(GRADES)
+    typical, unfamiliar = predictor.open_set.typical_up_to, predictor.open_set.threshold
+    assert 0 < typical < unfamiliar < 1
+    familiar = typical / 2
+    answers = ((0.95, 0.03, familiar), (0.8, 0.1, familiar), (0.5, 0.3, familiar), (0.3, 0.2, familiar))
+    assert [predictor.grade(*answer) for answer in answers] + [predictor.grade(0.99, 0.0, unfamiliar + 0.01)] == list(
+        GRADES
+    )
+    # less typical than most validation photos: a sure or likely answer is at most one of two; the rest unchanged
+    atypical = (typical + unfamiliar) / 2
+    assert [predictor.grade(*answer[:2], atypical) for answer in answers] == ["two", "two", "two", "none"]
+    assert predictor.grade(0.95, 0.03, None) == "sure"  # no novelty measured (a card without a bank)
     result = predictor.predict(EXAMPLES / "brown-glass.jpg")  # 49 % against 47 %: one of two
     assert (result.grade, result.uncertain) == ("two", True)
     assert result.to_dict()["grade"] == "two"

@@ -49,8 +49,9 @@ def assert_same_rows(ray_rows: list[list[str]], plain: dict[str, list[str]]) -> 
     assert sorted(r[0] for r in ray_rows) == sorted(plain)  # one row per image, none lost or doubled
     for row in ray_rows:
         expected = plain[row[0]]
-        assert row[1:2] + row[3:6] == expected[1:2] + expected[3:6]  # label, uncertain, grade, error
-        for got, want in zip(row[6:], expected[6:], strict=True):  # probabilities: other thread counts, same answer
+        assert row[1:2] + row[3:5] + row[6:7] == expected[1:2] + expected[3:5] + expected[6:7]  # label, grade, error
+        numbers = [row[5], *row[7:]], [expected[5], *expected[7:]]  # novelty, probabilities
+        for got, want in zip(*numbers, strict=True):  # other thread counts, same answer
             assert (got == want == "") or abs(float(got) - float(want)) < 1e-4
 
 
@@ -70,7 +71,7 @@ def test_ray_gives_the_plain_predictors_rows_and_keeps_bad_files(local_ray, phot
     rows = read_rows(tmp_path / "out.csv")
     assert written == len(rows) == 38
     assert_same_rows(rows, plain_rows(photos))
-    errors = {Path(r[0]).name: r[5].split(":")[0] for r in rows if r[5]}
+    errors = {Path(r[0]).name: r[6].split(":")[0] for r in rows if r[6]}
     assert errors == {"notes.jpg": "not_an_image", "empty.png": "empty"}
 
 

@@ -25,6 +25,7 @@ from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah, reference_photos
 from pilah.errors import SelfCheckError
 from pilah.inference import selfcheck
 from pilah.inference.export import card_path
+from pilah.inference.open_set import bank_path
 from pilah.inference.predictor import Predictor
 
 pytest.importorskip("onnx", reason="pip install -e '.[export]'")
@@ -139,6 +140,7 @@ def test_a_saturating_int8_file_falls_back_to_the_float_path_without_avx512(tmp_
     shipped = tmp_path / "shipped" / INT8_MODEL.name
     shipped.parent.mkdir()
     shutil.copy(INT8_MODEL, shipped)
+    shutil.copy(bank_path(INT8_MODEL), bank_path(shipped))
     card_path(shipped).write_text(json.dumps(card))
     reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)
     reference["photos"] = [p for p in reference["photos"] if p["name"] in ("battery.jpg", "paper.jpg")]

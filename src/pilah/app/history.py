@@ -11,6 +11,7 @@ from datetime import datetime
 from PIL import Image
 
 from pilah.files import csv_text
+from pilah.inference.calibration import CLASS_GRADES
 
 THUMBNAIL_SIDE = 96
 
@@ -21,14 +22,22 @@ class Entry:
     source: str  # what the page called the photo: its file name, or "Camera photo 2"
     label: str  # the most likely class
     confidence: float
-    grade: str  # sure, likely, two (one of `label` and `second`) or none (see `pilah.inference.predictor`)
+    grade: str  # sure, likely, two (one of `label` and `second`), none or unfamiliar (`inference.calibration`)
     second: str  # the runner-up class
     thumbnail: str  # a PNG data URL, small enough to keep many in a session
+    id: str = ""  # the result's id on the page (`page.Outcome.id`)
+    lookalike: str = ""  # the user's answer to the card's question, "items → stream" ("Used tissue → Residual")
 
     @property
     def counted(self) -> bool:
-        """Whether the statistics count this photo as its class: not when Pilah was unsure or saw no class."""
-        return self.grade in ("sure", "likely")
+        """Whether the statistics count this photo as its class: not when Pilah was unsure or saw no class, nor when
+        the user said it is one of the class's look-alikes."""
+        return self.grade in CLASS_GRADES and not self.lookalike
+
+    @property
+    def class_code(self) -> str:
+        """The class for programs: empty when the answer names no class."""
+        return self.label if self.grade in (*CLASS_GRADES, "two") and not self.lookalike else ""
 
     @property
     def time_text(self) -> str:
@@ -66,13 +75,15 @@ def statistics(entries: list[Entry]) -> Statistics:
 def answer_text(entry: Entry, t: dict) -> str:
     """The answer in the history's words: the class, "probably" the class, one of two, or none."""
     name = t["classes"].get(entry.label, entry.label)
+    if entry.lookalike:
+        return entry.lookalike
     if entry.grade == "sure":
         return name
     if entry.grade == "likely":
         return t["probably"].format(name=name)
     if entry.grade == "two":
         return t["between"].format(a=name, b=t["classes"].get(entry.second, entry.second))
-    return t["none_title"]
+    return t["unfamiliar_title"] if entry.grade == "unfamiliar" else t["none_title"]
 
 
 def to_csv(entries: list[Entry], t: dict) -> str:
@@ -84,7 +95,7 @@ def to_csv(entries: list[Entry], t: dict) -> str:
             e.source,
             answer_text(e, t),
             t["grade_names"][e.grade],
-            e.label,
+            e.class_code,
             f"{e.confidence:.4f}",
         )
         for e in entries

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +77,7 @@ class Outcome:
     photo: bytes = b""  # as uploaded: what a correction keeps, with the user's consent
     id: str = ""  # names this result's widgets (feedback), stable across reruns
     feedback: str | None = None  # "kept" once a correction was stored, "noted" when this app keeps none
+    lookalike: str | None = None  # the stream of the look-alike the user tapped ("Used tissue? -> Residual")
 
 
 @st.cache_resource(show_spinner=False)
@@ -123,6 +124,7 @@ def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outc
     prediction = predictor.predict(array)
     prediction.source = source
     second = prediction.top_k[1] if len(prediction.top_k) > 1 else ("", 0.0)
+    outcome = Outcome(source, title, prediction, array, photo=data, id=uuid.uuid4().hex[:12])
     st.session_state.history.append(
         history.Entry(
             datetime.now(),
@@ -132,9 +134,10 @@ def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outc
             prediction.grade or "sure",
             second[0],
             history.thumbnail(image),
+            id=outcome.id,
         )
     )
-    return Outcome(source, title, prediction, array, photo=data, id=uuid.uuid4().hex[:12])
+    return outcome
 
 
 def first_region() -> str:
@@ -210,12 +213,17 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
     region = st.session_state.region
     with st.container(border=True, key=f"verdict-{index}"):
         st.caption(t["result_for"].format(name=outcome.title))
-        render_verdict(p, t, language, region)
+        if outcome.lookalike:
+            render_lookalike(outcome, t, language, region)
+        else:
+            render_verdict(p, t, language, region)
+            render_lookalike_question(outcome, t, language, region)
     render_feedback(outcome, t, language, predictor)
     with st.expander(t["details"]):
         st.image(outcome.image, width=160)  # the photo as the model saw it
-        if p.grade in ("sure", "likely"):
-            render_steps(guidance.advice(p.label, region, language), t, language)
+        steps_for = guidance.class_of_stream(region, outcome.lookalike) if outcome.lookalike else p.label
+        if p.grade in ("sure", "likely") and steps_for:
+            render_steps(guidance.advice(steps_for, region, language), t, language)
         st.altair_chart(probability_chart(p, t, language), width="stretch")
         render_gradcam(index, outcome, t, predictor)
 
@@ -243,14 +251,63 @@ def render_verdict(p: Prediction, t: dict, language: str, region: str) -> None:
         lines = [f"- **{t['classes'][label]}**: {stream_line(label, language, region)}" for label in (first, second)]
         st.markdown("\n".join(lines))
         return
-    st.markdown(f"#### {t['none_title']}")
-    st.warning(f"{t['grade_none'].format(confidence=confidence, name=name)}  \n{t['retake_tips']}")
+    unfamiliar = p.grade == "unfamiliar"
+    st.markdown(f"#### {t['unfamiliar_title'] if unfamiliar else t['none_title']}")
+    unsure = guidance.when_unsure(region, language)
+    st.markdown(f"**{t['unsure_label']}:** :{unsure.badge}-badge[{unsure.icon} {unsure.stream_name}] {unsure.line}")
+    body = t["grade_unfamiliar"] if unfamiliar else t["grade_none"].format(confidence=confidence, name=name)
+    st.warning(f"{body}  \n{t['retake_tips']}")
 
 
 def stream_line(label: str, language: str, region: str) -> str:
     """The class's waste stream in the region as a coloured badge, and where it goes, in one line."""
     advice = guidance.advice(label, region, language)
     return f":{advice.badge}-badge[{advice.stream_name}] {advice.where[0]}"
+
+
+def lookalike_items(items: str) -> str:
+    """ "Tisu bekas, Kertas berminyak" as a question's list: "Tisu bekas, kertas berminyak"."""
+    first, *rest = items.split(", ")
+    return ", ".join([first, *(item[:1].lower() + item[1:] for item in rest)])
+
+
+def render_lookalike_question(outcome: Outcome, t: dict, language: str, region: str) -> None:
+    """The class's look-alikes that go elsewhere here, as one-tap questions on the card: "Used tissue, greasy
+    paper, receipts? -> Residual". A tap switches the card to that stream and notes it in the history."""
+    p = outcome.prediction
+    if p.grade not in ("sure", "likely"):
+        return
+    for group in guidance.advice(p.label, region, language).exceptions:
+        label = f"{lookalike_items(group.items)}? → {group.icon} {group.stream_name}"
+        if st.button(label, key=f"lookalike-{outcome.id}-{group.stream}", width="stretch"):
+            choose_lookalike(outcome, group, t)
+
+
+def choose_lookalike(outcome: Outcome, group: guidance.LookalikeAdvice, t: dict) -> None:
+    outcome.lookalike = group.stream
+    answer = f"{lookalike_items(group.items)} → {group.stream_name}"
+    st.session_state.history = [
+        replace(entry, lookalike=answer) if entry.id == outcome.id else entry for entry in st.session_state.history
+    ]
+    st.rerun()
+
+
+def render_lookalike(outcome: Outcome, t: dict, language: str, region: str) -> None:
+    """The card after a tap on a look-alike: its stream, and a way back to the class."""
+    p = outcome.prediction
+    group = next(g for g in guidance.advice(p.label, region, language).exceptions if g.stream == outcome.lookalike)
+    st.markdown(f"### {group.icon} {group.stream_name}")
+    st.markdown(t["lookalike_chosen"].format(items=lookalike_items(group.items), stream=group.stream_name))
+    label = guidance.class_of_stream(region, group.stream)
+    if label is not None:
+        st.markdown(stream_line(label, language, region))
+    name = t["classes"][p.label]
+    if st.button(t["lookalike_undo"].format(name=name), key=f"lookalike-undo-{outcome.id}"):
+        outcome.lookalike = None
+        st.session_state.history = [
+            replace(entry, lookalike="") if entry.id == outcome.id else entry for entry in st.session_state.history
+        ]
+        st.rerun()
 
 
 def render_steps(advice: guidance.Advice, t: dict, language: str) -> None:
@@ -280,12 +337,17 @@ def render_feedback(outcome: Outcome, t: dict, language: str, predictor: Predict
         if outcome.feedback:
             st.caption(t["feedback_kept"] if outcome.feedback == "kept" else t["feedback_not_kept"])
             return
-        with st.container(horizontal=True, vertical_alignment="center"):
-            st.caption(t["feedback_question"], width="content")
-            right = st.feedback("thumbs", key=f"vote-{outcome.id}")
-        if right is None:
+        if outcome.lookalike and store is None:  # the tap is noted in the history; nothing else to keep
             return
-        chosen = p.label if right == 1 else pick_class(outcome, t, predictor)
+        if outcome.lookalike:  # the tap was the answer: the class of that stream here, if one class has it
+            chosen = guidance.class_of_stream(st.session_state.region, outcome.lookalike) or NONE_CLASS
+        else:
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.caption(t["feedback_question"], width="content")
+                right = st.feedback("thumbs", key=f"vote-{outcome.id}")
+            if right is None:
+                return
+            chosen = p.label if right == 1 else pick_class(outcome, t, predictor)
         if chosen is None:
             return
         if store is None:

@@ -9,13 +9,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pilah import __version__
 from pilah.config import Config
 from pilah.data.split import SPLITS
 from pilah.errors import RunError
-from pilah.files import read_json, write_json, write_text
+from pilah.evaluation import open_set
+from pilah.evaluation.evaluate import scored_rows
+from pilah.files import read_json, write_bytes, write_json, write_text
+from pilah.images import load_rgb
 from pilah.inference import selfcheck
+from pilah.inference.export import card_path
+from pilah.inference.open_set import copy_bank
 from pilah.inference.predictor import Predictor
+from pilah.modeling.anatomy import EMBEDDING, add_onnx_embedding
+from pilah.resources import examples_dir
 from pilah.runs import Run
 
 DATA_CREDIT = (
@@ -127,6 +136,7 @@ def build_card(run: Run, name: str) -> dict[str, Any]:
         "uncertain_below": metrics["uncertain_below"],
         "grades": metrics["grades"],
         "flip_tta": metrics.get("flip_tta", False),
+        "open_set": metrics.get("open_set"),
         "data": {
             "source": DATA_CREDIT,
             "images": len(run.manifest),
@@ -222,6 +232,20 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in card["metrics"]["per_class"].items():
         lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {int(s['support'])} |")
+    if card.get("open_set"):
+        block = card["open_set"]
+        lines += [
+            "",
+            "## Photos it was never taught",
+            "",
+            f'A photo is graded *unfamiliar* ("not household waste Pilah knows") when its novelty is above '
+            f"{block['threshold']:.4f}: one minus the cosine similarity of its features at layer `{block['layer']}` "
+            f"(averaged over the image) to the {block['k']}-th nearest of {block['bank_photos']:,} training photos' "
+            f"({block['reference']}). The threshold refuses at most {block['false_refusal_aim'] * 100:g} % of "
+            f"household-waste photos with {block['confidence'] * 100:.0f} % confidence; on the "
+            f"{block['validation']['photos']:,} validation photos it was chosen on, "
+            f"{block['validation']['refused'] * 100:.2f} % were refused.",
+        ]
     if card.get("self_check"):
         check = card["self_check"]
         lines += [
@@ -249,6 +273,8 @@ def package(run: Run, out: Path, name: str) -> Path:
     model = keras.saving.load_model(run.paths.best_model, compile=False)
     target = out / f"{name}.keras"
     model.save(target)
+    if card["open_set"]:
+        card["open_set"] = copy_bank(card["open_set"], run.paths.best_model, target)
     write_json(out / f"{name}.json", card)
     reference = selfcheck.reference(Predictor(target))  # the answers every runtime must give
     if reference["photos"]:  # a model sure of no example photo has nothing to check against
@@ -256,3 +282,63 @@ def package(run: Run, out: Path, name: str) -> Path:
         write_json(out / f"{name}.json", card)
     write_text(out / f"{name}.md", card_markdown(card))
     return target
+
+
+def card_of(model: Path) -> Path:
+    """A packaged model's card (`<stem>.json`), or an export's (`<file>.json`)."""
+    return card_path(model) if model.suffix != ".keras" else model.with_suffix(".json")
+
+
+def features_of(predictor: Predictor, paths: list[Path], batch_size: int) -> np.ndarray:
+    """The pooled open-set features of each image, as the predictor's runtime computes them (flip-averaged when
+    its card says so)."""
+    chunks = []
+    for start in range(0, len(paths), batch_size):
+        batch = np.stack([load_rgb(path, predictor.image_size) for path in paths[start : start + batch_size]])
+        chunks.append(predictor.outputs(batch)[1])
+    return np.concatenate(chunks)
+
+
+def add_to_models(run: Run, models: list[Path]) -> dict[str, Any]:
+    """Fit the open-set score for models that were packaged without one (same weights, e.g. a `.keras` file and
+    its exports): on the first model's features of the run's training sample and validation split. Each model
+    gets the bank beside it, the block in its card, and each self-check reference photo its novelty, measured
+    with the `.keras` model when one is given (the reference, as for the probabilities). Nothing else changes:
+    neither the weights nor an export's quantization (an ONNX file gets its `embedding` output added)."""
+    import onnx
+
+    cfg = run.config.eval
+    layer = cfg.open_set_layer
+    for model in models:
+        if model.suffix == ".onnx":
+            graph = onnx.load(str(model))
+            if EMBEDDING not in [output.name for output in graph.graph.output]:
+                add_onnx_embedding(graph, layer)
+                write_bytes(model, graph.SerializeToString())
+    fitting = Predictor(models[0], self_check=False, embedding=layer)
+    train_rows = scored_rows(run, "train")
+    labels = np.array([run.classes.index(row.label) for row in train_rows])
+    train = features_of(fitting, run.image_paths(train_rows), cfg.batch_size)
+    val = features_of(fitting, run.image_paths(run.split_rows("val")), cfg.batch_size)
+    block, bank = open_set.fit(train, labels, val, layer, cfg, run.config.data.seed)
+    block["fitted_with"] = fitting.runtime
+    reference = next((model for model in models if model.suffix == ".keras"), models[0])
+    reference_check = None
+    for model in [reference, *[m for m in models if m != reference]]:
+        card_file = card_of(model)
+        card = read_json(card_file) | {"open_set": open_set.save_bank(bank, model, block)}
+        write_json(card_file, card)
+        if model == reference and card.get("self_check"):
+            photos = card["self_check"]["photos"]
+            scoring = Predictor(model, self_check=False)
+            images = [load_rgb(examples_dir() / photo["name"], scoring.image_size) for photo in photos]
+            _, novelty = scoring.answers(np.stack(images))
+            for photo, value in zip(photos, novelty, strict=True):
+                photo["novelty"] = round(float(value), 6)
+            reference_check = card["self_check"]
+        elif card.get("self_check") and reference_check:
+            card["self_check"] = reference_check
+        write_json(card_file, card)
+        if model.suffix == ".keras":
+            write_text(model.with_suffix(".md"), card_markdown(card))
+    return block

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from pilah.data.split import SPLITS, ManifestRow
-from pilah.evaluation import plots
+from pilah.evaluation import open_set, plots
 from pilah.evaluation.metrics import (
     calibration_bins,
     choose_grades,
@@ -23,6 +23,7 @@ from pilah.evaluation.metrics import (
 from pilah.files import read_json, write_csv, write_json
 from pilah.inference.calibration import apply_temperature
 from pilah.inference.predictor import flip_averaged
+from pilah.modeling.anatomy import inference_model
 from pilah.runs import Run
 from pilah.training.fit import batches_for, read_history
 
@@ -37,21 +38,33 @@ def scored_rows(run: Run, split: str) -> list[ManifestRow]:
     return [rows[i] for i in sorted(keep)]
 
 
-def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray]:
+def predict_split(model: keras.Model, run: Run, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Probabilities, labels and (when `model` has a second output) the pooled features of the open-set layer."""
     batches = batches_for(run, split, rows=scored_rows(run, split))
-    if not run.config.eval.flip_tta:
-        return np.asarray(model.predict(batches, verbose=0), dtype=np.float64), batches.labels
-    probs = [flip_averaged(model.predict_on_batch, batches[i][0]) for i in range(len(batches))]
-    return np.concatenate(probs), batches.labels
+    two = len(model.outputs) > 1
+
+    def run_batch(images: np.ndarray):
+        outputs = model.predict_on_batch(images)
+        return tuple(outputs) if two else (outputs, None)
+
+    answers = [
+        flip_averaged(run_batch, batches[i][0]) if run.config.eval.flip_tta else run_batch(batches[i][0])
+        for i in range(len(batches))
+    ]
+    probs = np.concatenate([np.asarray(a[0], dtype=np.float64) for a in answers])
+    features = np.concatenate([np.asarray(a[1], dtype=np.float32) for a in answers]) if two else None
+    return probs, batches.labels, features
 
 
 def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
     """Predict every split once, compute the metrics, write `metrics.json`, predictions and figures."""
     cfg, paths = run.config, run.paths
     model_path = model_path or paths.best_model
-    model = keras.saving.load_model(model_path)
+    layer = cfg.eval.open_set_layer or None
+    model = inference_model(keras.saving.load_model(model_path), embedding=layer)
     bins = cfg.eval.ece_bins
-    outputs = {split: predict_split(model, run, split) for split in SPLITS if run.split_rows(split)}
+    answers = {split: predict_split(model, run, split) for split in SPLITS if run.split_rows(split)}
+    outputs = {split: (probs, labels) for split, (probs, labels, _) in answers.items()}
     val_probs, val_labels = outputs["val"]
     temperature = fit_temperature(val_probs, val_labels)
     calibrated_val = apply_temperature(val_probs, temperature)
@@ -83,6 +96,10 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
         },
         "gaps": generalization_gaps(splits),
     }
+    if layer:
+        (_, train_labels, train_features), val_features = answers["train"], answers["val"][2]
+        block, bank = open_set.fit(train_features, train_labels, val_features, layer, cfg.eval, cfg.data.seed)
+        metrics["open_set"] = open_set.save_bank(bank, model_path, block)
     if paths.state.is_file():
         state = read_json(paths.state)
         metrics["training"] = {"epochs": state["epochs_done"], "seconds": round(state["seconds"], 1)}

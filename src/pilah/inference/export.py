@@ -1,9 +1,10 @@
 """Export a trained model for fast inference: ONNX or TFLite, in float32, float16 or int8.
 
 The exported graph is the inference path only, without the augmentation layers (inactive at inference):
-RGB pixels (0-255) in, probabilities out, as from the `.keras` file. A model card `<file>.json` (e.g.
-`pilah-xception-int8.onnx.json`) goes beside the file, so `Predictor` and `pilah predict --model` load it
-with its classes, temperature and uncertainty threshold.
+RGB pixels (0-255) in, probabilities out, as from the `.keras` file, and, when the model card has an open-set
+block, a second output `embedding` (the pooled features `inference.open_set` scores). A model card `<file>.json`
+(e.g. `pilah-xception-int8.onnx.json`) goes beside the file, and the open-set bank `<file>.bank.npy`, so
+`Predictor` and `pilah predict --model` load it with its classes, temperature, thresholds and bank.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pilah.errors import ExportError, ImageError
 from pilah.files import write_json
 from pilah.images import load_rgb
 from pilah.inference import selfcheck
+from pilah.inference.open_set import copy_bank
 from pilah.inference.predictor import Predictor, expand_inputs, model_metadata
-from pilah.modeling.anatomy import inference_model, onnx_head_nodes
+from pilah.modeling.anatomy import add_onnx_embedding, inference_model, onnx_head_nodes
 from pilah.runs import Run, RunPaths
 
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -78,12 +80,17 @@ def export(
     metadata = model_metadata(model_path)
     suffix = "" if quantize == "fp32" else f"-{quantize}"
     out = out or model_path.with_name(f"{model_path.stem}{suffix}{FORMATS[fmt]}")
-    model = inference_model(keras.saving.load_model(model_path))
-    size = int(model.input_shape[1])
+    embedding = (metadata.get("open_set") or {}).get("layer")
+    keras_model = keras.saving.load_model(model_path)
+    size = int(keras_model.input_shape[1])
     if fmt == "onnx":
-        _export_onnx(model, out, quantize, lambda: calibration_batches(images, size))
+        model = inference_model(keras_model)
+        _export_onnx(model, out, quantize, lambda: calibration_batches(images, size), embedding)
     else:
+        model = inference_model(keras_model, embedding)
         _export_tflite(model, out, quantize, lambda: calibration_batches(images, size))
+    if embedding:
+        metadata["open_set"] = copy_bank(metadata["open_set"], model_path, out)
     if "self_check" not in metadata:  # the reference answers are the .keras model's, never the export's own
         reference = selfcheck.reference(Predictor(model_path))
         if reference["photos"]:
@@ -102,19 +109,23 @@ def export(
     return out
 
 
-def _export_onnx(model, out: Path, quantize: str, batches) -> None:
+def _export_onnx(model, out: Path, quantize: str, batches, embedding: str | None) -> None:
+    import onnx
+
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         model.export(str(fp32), format="onnx", verbose=False)
+        if embedding:  # before quantizing: the pooling stays in float with the head
+            graph = onnx.load(str(fp32))
+            add_onnx_embedding(graph, embedding)
+            onnx.save(graph, str(fp32))
         if quantize == "fp32":
             fp32.replace(out)
         elif quantize == "fp16":
-            import onnx
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
         else:
-            import onnx
             from onnxruntime import quantization as q
 
             prepared = Path(tmp) / "prepared.onnx"

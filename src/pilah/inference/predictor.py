@@ -18,7 +18,8 @@ from pilah.files import read_json
 from pilah.images import DEFAULT_MAX_PIXELS, ImageSource, load_rgb, looks_like_image, pad_batch
 from pilah.inference import selfcheck
 from pilah.inference.calibration import apply_temperature, grade_answers
-from pilah.inference.runtimes import SUFFIXES, runtime_candidates
+from pilah.inference.open_set import OpenSet
+from pilah.inference.runtimes import SUFFIXES, Outputs, runtime_candidates
 from pilah.resources import models_dir
 
 MODEL_ENV = "PILAH_MODEL"
@@ -29,11 +30,19 @@ LOGGER = logging.getLogger("pilah")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
-def flip_averaged(run_batch: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
-    """Test-time augmentation: the mean of the probabilities of each image and of its left-right mirror,
-    both in one call of twice the batch."""
-    both = np.asarray(run_batch(np.concatenate([batch, batch[:, :, ::-1]])), dtype=np.float64)
-    return (both[: len(batch)] + both[len(batch) :]) / 2
+def flip_averaged(run_batch: Callable[[np.ndarray], Any], batch: np.ndarray) -> Any:
+    """Test-time augmentation: the mean of the outputs of each image and of its left-right mirror, both in one call
+    of twice the batch. `run_batch` returns an array, or a tuple or list of them (None passes through)."""
+    count = len(batch)
+    both = run_batch(np.concatenate([batch, batch[:, :, ::-1]]))
+
+    def mean(output):
+        if output is None:
+            return None
+        output = np.asarray(output, dtype=np.float64)
+        return (output[:count] + output[count:]) / 2
+
+    return tuple(map(mean, both)) if isinstance(both, tuple | list) else mean(both)
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Prediction:
     confidence: float = 0.0
     uncertain: bool = False  # any grade but "sure"
     grade: str | None = None  # one of GRADES
+    novelty: float | None = None  # how unlike the training photos (`inference.open_set`); None: the card has no bank
     top_k: list[tuple[str, float]] = field(default_factory=list)
     probabilities: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
@@ -56,6 +66,7 @@ class Prediction:
             "confidence": self.confidence,
             "uncertain": self.uncertain,
             "grade": self.grade,
+            "novelty": self.novelty,
             "top_k": [{"label": k, "probability": p} for k, p in self.top_k],
             "probabilities": self.probabilities,
             "latency_ms": self.latency_ms,
@@ -96,6 +107,7 @@ def model_metadata(model_path: Path) -> dict[str, Any]:
             metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
             metadata["grades"] = scores.get("grades", {})
             metadata["flip_tta"] = scores.get("flip_tta", False)
+            metadata["open_set"] = scores.get("open_set")
         return metadata
     raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
 
@@ -114,8 +126,14 @@ class Predictor:
     """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
 
     def __init__(
-        self, model: str | Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, self_check: bool = True
+        self,
+        model: str | Path | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        self_check: bool = True,
+        embedding: str | None = None,
     ) -> None:
+        """`embedding` names a layer whose pooled output `features` returns, for fitting an open-set score to a
+        model whose card has none (then no photo is graded unfamiliar)."""
         self.model_path = Path(model) if model else bundled_model()
         if not self.model_path.is_file():
             raise ModelNotFoundError(f"model not found: {self.model_path}")
@@ -129,6 +147,9 @@ class Predictor:
         self.likely_margin = float(grades.get("likely_margin", 1.0))
         self.two_from = float(grades.get("two_from", 0.0))
         self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
+        if embedding:
+            self.metadata["open_set"] = {"layer": embedding}
+        self.open_set = None if embedding else OpenSet.from_card(self.metadata.get("open_set"), self.model_path)
         self.max_pixels = max_pixels
         self.check = self._load_runtime(self_check)
         self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
@@ -158,20 +179,32 @@ class Predictor:
             failed.append(result)
         raise SelfCheckError(_fallback_warning(self.model_path, failed, None))
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, averaged over each image and its mirror when the model card says so."""
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and the pooled features of the open-set layer (None when there is none),
+        averaged over each image and its mirror when the model card says so."""
         batch = batch.astype(np.float32)
-        probs = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
-        return apply_temperature(probs, self.temperature)
+        probs, features = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
+        return apply_temperature(probs, self.temperature), features
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def answers(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and each photo's novelty (None when the card has no open-set bank)."""
+        probs, features = self.outputs(batch)
+        novelty = None if self.open_set is None or features is None else self.open_set.novelty(features)
+        return probs, novelty
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.answers(batch)[0]
+
+    def _run(self, batch: np.ndarray) -> Outputs:
         """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
         of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
         server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
         count = len(batch)
         if self.runner.pads_batches:
             batch = pad_batch(batch, 1 << max(0, count - 1).bit_length())
-        return np.asarray(self.runner(batch)[:count], dtype=np.float64)
+        probs, features = self.runner(batch)
+        features = None if features is None else np.asarray(features[:count], dtype=np.float64).reshape(count, -1)
+        return np.asarray(probs[:count], dtype=np.float64), features
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
         return self.predict_batch([source], top_k)[0]
@@ -188,27 +221,40 @@ class Predictor:
             except ImageError as error:
                 results[i].error, results[i].error_code = str(error), error.code
         if arrays:
-            probs = self.probabilities(np.stack(arrays))
-            for i, p in zip(good, probs, strict=True):
-                self._fill(results[i], p, top_k)
+            probs, novelty = self.answers(np.stack(arrays))
+            for n, (i, p) in enumerate(zip(good, probs, strict=True)):
+                self._fill(results[i], p, top_k, None if novelty is None else float(novelty[n]))
         latency = (time.perf_counter() - started) * 1000 / max(1, len(sources))
         for r in results:
             r.latency_ms = round(latency, 2)
         return results
 
-    def _fill(self, result: Prediction, probs: np.ndarray, top_k: int) -> None:
+    def _fill(self, result: Prediction, probs: np.ndarray, top_k: int, novelty: float | None) -> None:
         order = np.argsort(-probs)
         result.label = self.classes[int(order[0])]
         result.confidence = float(probs[order[0]])
-        result.grade = self.grade(result.confidence, float(probs[order[1]]) if len(order) > 1 else 0.0)
+        result.novelty = novelty
+        result.grade = self.grade(result.confidence, float(probs[order[1]]) if len(order) > 1 else 0.0, novelty)
         result.uncertain = result.grade != "sure"
         result.top_k = [(self.classes[int(i)], float(probs[i])) for i in order[:top_k]]
         result.probabilities = {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
 
-    def grade(self, first: float, second: float) -> str:
-        """The grade of an answer whose two most likely classes have these (calibrated) probabilities."""
+    def grade(self, first: float, second: float, novelty: float | None = None) -> str:
+        """The grade of an answer whose two most likely classes have these (calibrated) probabilities, for a photo
+        this unlike the training photos."""
+        unfamiliar_above = self.open_set.threshold if self.open_set else np.inf
+        typical_up_to = self.open_set.typical_up_to if self.open_set else np.inf
         return str(
-            grade_answers(np.array(first), np.array(second), self.uncertain_below, self.likely_margin, self.two_from)
+            grade_answers(
+                np.array(first),
+                np.array(second),
+                self.uncertain_below,
+                self.likely_margin,
+                self.two_from,
+                np.array(np.nan if novelty is None else novelty),
+                unfamiliar_above,
+                typical_up_to,
+            )
         )
 
     def predict_paths(self, paths: Iterable[Path], batch_size: int = 32, top_k: int = 3) -> Iterator[Prediction]:

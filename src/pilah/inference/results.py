@@ -11,6 +11,7 @@ from typing import Any
 
 from pilah import guidance
 from pilah.errors import UsageError
+from pilah.inference.calibration import GRADES
 from pilah.inference.predictor import Prediction
 
 FORMATS = (".csv", ".parquet")
@@ -18,31 +19,46 @@ PARQUET_ROWS = 1024  # rows per Parquet row group: written as they come
 
 
 def columns(classes: list[str], region: str | None = None) -> list[str]:
-    """path, label, confidence, uncertain, grade, error, one probability per class (and stream, where)."""
+    """path, label, confidence, uncertain, grade, novelty, error, one probability per class (and stream, where)."""
     return [
         "path",
         "label",
         "confidence",
         "uncertain",
         "grade",
+        "novelty",
         "error",
         *classes,
         *(["stream", "where"] if region else []),
     ]
 
 
+def names_no_class(result: Prediction) -> bool:
+    """Whether the answer leaves the photo without a class: "none" (no promise holds) or "unfamiliar" (unlike the
+    household waste Pilah learned). Its `label` is then only the most probable class, never the answer."""
+    return result.grade in GRADES[3:]
+
+
+def destination(result: Prediction, region: str, language: str) -> guidance.StreamAdvice:
+    """Where the photo goes in `region`: its class's stream, or the region's safe default when no class is named."""
+    if names_no_class(result):
+        return guidance.when_unsure(region, language)
+    return guidance.advice(result.label, region, language)
+
+
 def row(result: Prediction, classes: list[str], region: str | None = None, language: str = "en") -> list[Any]:
     """A bad file keeps its row, with the reason in `error` and the rest empty."""
     if not result.label:
-        return [result.source, "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)] + (
+        return [result.source, "", "", "", "", "", f"{result.error_code}: {result.error}", *[""] * len(classes)] + (
             ["", ""] if region else []
         )
     probabilities = [f"{result.probabilities[c]:.6f}" for c in classes]
-    values = [result.source, result.label, f"{result.confidence:.6f}", result.uncertain, result.grade, ""]
+    novelty = "" if result.novelty is None else f"{result.novelty:.6f}"
+    values = [result.source, result.label, f"{result.confidence:.6f}", result.uncertain, result.grade, novelty, ""]
     values += probabilities
     if region:
-        advice = guidance.advice(result.label, region, language)
-        values += [advice.stream_name, advice.where[0]]
+        place = destination(result, region, language)
+        values += [place.stream_name, place.line if isinstance(place, guidance.UnsureAdvice) else place.where[0]]
     return values
 
 

@@ -1,7 +1,9 @@
 """The runtimes that compute a model's answers: Keras for `.keras` files, ONNX Runtime, TensorFlow Lite.
 
-Each runner takes a batch of RGB pixels (float32, 0-255) and returns probabilities, and describes itself for
-logs and the self-check. `runtime_candidates` lists the ways to run one model file, fastest first.
+Each runner takes a batch of RGB pixels (float32, 0-255) and returns the class probabilities and, when the model
+card names an embedding layer (`open_set.layer`), that layer's output, from which `inference.open_set` tells how
+unlike the training photos a photo is; it describes itself for logs and the self-check. `runtime_candidates`
+lists the ways to run one model file, fastest first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 from pilah.errors import UsageError
 
 KERAS_MISSING = "Keras and TensorFlow are not installed: pip install 'pilah[train]'"
+EMBEDDING_OUTPUT = "embedding"  # the name of an exported graph's second output
+Outputs = tuple[np.ndarray, np.ndarray | None]  # probabilities, and the embedding (None: the model has none)
 
 
 def keras_installed() -> bool:
@@ -47,14 +51,22 @@ class KerasRunner:
 
     pads_batches = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, embedding: str | None = None) -> None:
         keras = import_keras()  # the heavy import happens here, once, not when `pilah` is imported
         self.model = keras.saving.load_model(path, safe_mode=True)
         self.image_size = int(self.model.input_shape[1])
         self.description = f"keras {keras.__version__} ({keras.backend.backend()} backend), {path.name}"
+        self._both = (
+            keras.Model(self.model.inputs, [self.model.output, self.model.get_layer(embedding).output])
+            if embedding
+            else None
+        )
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(batch))
+    def __call__(self, batch: np.ndarray) -> Outputs:
+        if self._both is None:
+            return np.asarray(self.model.predict_on_batch(batch)), None
+        probabilities, embedding = self._both.predict_on_batch(batch)
+        return np.asarray(probabilities), np.asarray(embedding)
 
 
 class OnnxRunner:
@@ -66,7 +78,7 @@ class OnnxRunner:
     pads_batches = False
     LEVELS = ("all", "basic")
 
-    def __init__(self, path: Path, optimisation: str = "all") -> None:
+    def __init__(self, path: Path, optimisation: str = "all", embedding: str | None = None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -80,9 +92,14 @@ class OnnxRunner:
         self.input = self.session.get_inputs()[0]
         self.image_size = int(self.input.shape[1])
         self.description = f"onnxruntime {onnxruntime.__version__}, graph optimisation {optimisation}, {path.name}"
+        names = [output.name for output in self.session.get_outputs()]
+        if embedding and EMBEDDING_OUTPUT not in names:
+            raise UsageError(f"{path.name}: its card names an embedding, the file has no {EMBEDDING_OUTPUT!r} output")
+        self.outputs = [names[0], EMBEDDING_OUTPUT] if embedding else [names[0]]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input.name: batch})[0]
+    def __call__(self, batch: np.ndarray) -> Outputs:
+        found = self.session.run(self.outputs, {self.input.name: batch})
+        return found[0], (found[1] if len(found) > 1 else None)
 
 
 class TfliteRunner:
@@ -92,7 +109,7 @@ class TfliteRunner:
     model = None
     pads_batches = True
 
-    def __init__(self, path: Path, delegates: bool = True) -> None:
+    def __init__(self, path: Path, delegates: bool = True, embedding: str | None = None) -> None:
         import tensorflow as tf
 
         resolver = tf.lite.experimental.OpResolverType
@@ -102,7 +119,12 @@ class TfliteRunner:
             experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         )
         self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        # the class probabilities are the output with the fewest values per photo, the pooled features the other
+        outputs = sorted(self.interpreter.get_output_details(), key=lambda detail: int(detail["shape"][-1]))
+        self.output = outputs[0]
+        self.embedding = outputs[1] if embedding and len(outputs) > 1 else None
+        if embedding and self.embedding is None:
+            raise UsageError(f"{path.name}: its card names an embedding, the file has no second output")
         self.image_size = int(self.input["shape"][1])
         self.batch_size = 0
         kernels = "default delegates" if delegates else "built-in kernels only"
@@ -115,7 +137,8 @@ class TfliteRunner:
             self.batch_size = len(batch)
         self.interpreter.set_tensor(self.input["index"], batch)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"])
+        embedding = None if self.embedding is None else self.interpreter.get_tensor(self.embedding["index"])
+        return self.interpreter.get_tensor(self.output["index"]), embedding
 
 
 Runner = KerasRunner | OnnxRunner | TfliteRunner
@@ -126,15 +149,18 @@ def runtime_candidates(path: Path, metadata: dict[str, Any]) -> list[tuple[str, 
     """The ways to run a model file, fastest first: the same file with fewer optimisations, then the `.keras`
     file it was exported from (when it is there and Keras is installed)."""
     suffix = path.suffix.lower()
+    embedding = (metadata.get("open_set") or {}).get("layer")
     if suffix == ".onnx":
-        candidates = [(f"onnxruntime ({level})", partial(OnnxRunner, path, level)) for level in OnnxRunner.LEVELS]
+        candidates = [
+            (f"onnxruntime ({level})", partial(OnnxRunner, path, level, embedding)) for level in OnnxRunner.LEVELS
+        ]
     elif suffix == ".tflite":
-        candidates = [(f"tflite (delegates {d})", partial(TfliteRunner, path, d)) for d in (True, False)]
+        candidates = [(f"tflite (delegates {d})", partial(TfliteRunner, path, d, embedding)) for d in (True, False)]
     else:
         candidates = []
     source = path if suffix == ".keras" else source_model(path, metadata)
     if source is not None:
-        candidates.append((f"keras ({source.name})", partial(KerasRunner, source)))
+        candidates.append((f"keras ({source.name})", partial(KerasRunner, source, embedding)))
     return candidates
 
 

@@ -30,6 +30,10 @@ TOLERANCE = 0.25
 # Reference photos are the examples on which the reference model is this much surer of its top class than of
 # the next, so that no runtime within the tolerance can legitimately swap the two.
 MIN_MARGIN = 0.5
+# A runtime's novelty (`inference.open_set`) agrees when it is within this of the reference's on every photo.
+# Legitimate int8 quantization moved it by at most 0.036 on the reference photos (docs/inference.md), about a
+# tenth of the reference photos' own novelty (0.11-0.27) and of the gap to the "typical" threshold (0.34).
+NOVELTY_TOLERANCE = 0.075
 
 
 @dataclass
@@ -39,6 +43,7 @@ class CheckResult:
     photos: int = 0
     max_difference: float = 0.0  # largest absolute difference of one probability
     tolerance: float = TOLERANCE
+    novelty_difference: float | None = None  # largest absolute difference of one photo's novelty (None: not checked)
     changed: list[str] = field(default_factory=list)  # photos whose top-1 class differs from the reference
     seconds: float = 0.0
     note: str = ""
@@ -48,9 +53,14 @@ class CheckResult:
             return f"not checked ({self.note})"
         verdict = "passed" if self.passed else "FAILED"
         changed = f", {len(self.changed)} named differently" if self.changed else ""
+        novelty = (
+            ""
+            if self.novelty_difference is None
+            else f", novelty difference {self.novelty_difference:.3f} (tolerance {NOVELTY_TOLERANCE:g})"
+        )
         return (
             f"self-check {verdict} on {self.photos} reference photos (largest probability difference "
-            f"{self.max_difference:.3f}, tolerance {self.tolerance:g}{changed}; {self.seconds:.2f} s)"
+            f"{self.max_difference:.3f}, tolerance {self.tolerance:g}{changed}{novelty}; {self.seconds:.2f} s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,22 +70,21 @@ class CheckResult:
 def reference(predictor: Predictor, folder: Path | None = None) -> dict[str, Any]:
     """The card's `self_check` block: the predictor's answers on the example photos it is sure of."""
     paths = sorted((folder or examples_dir()).glob("*.jpg"))
-    probabilities = predictor.probabilities(np.stack([load_rgb(p, predictor.image_size) for p in paths]))
+    probabilities, novelty = predictor.answers(np.stack([load_rgb(p, predictor.image_size) for p in paths]))
     ordered = np.sort(probabilities, axis=1)
     sure = ordered[:, -1] - ordered[:, -2] >= MIN_MARGIN
-    return {
-        "reference": f"{predictor.runtime}; {hardware.describe()}",
-        "tolerance": TOLERANCE,
-        "photos": [
-            {
+    photos = []
+    for i, path in enumerate(paths):
+        if sure[i]:
+            photo = {
                 "name": path.name,
                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                "probabilities": [round(float(p), 6) for p in probs],
+                "probabilities": [round(float(p), 6) for p in probabilities[i]],
             }
-            for path, probs, keep in zip(paths, probabilities, sure, strict=True)
-            if keep
-        ],
-    }
+            if novelty is not None:
+                photo["novelty"] = round(float(novelty[i]), 6)
+            photos.append(photo)
+    return {"reference": f"{predictor.runtime}; {hardware.describe()}", "tolerance": TOLERANCE, "photos": photos}
 
 
 def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | None = None) -> CheckResult:
@@ -93,7 +102,7 @@ def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | Non
             return result
     started = time.perf_counter()
     batch = np.stack([load_rgb(folder / photo["name"], predictor.image_size) for photo in photos])
-    answers = predictor.probabilities(batch)
+    answers, novelty = predictor.answers(batch)
     expected = np.array([photo["probabilities"] for photo in photos])
     result.seconds = time.perf_counter() - started
     result.photos = len(photos)
@@ -103,4 +112,10 @@ def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | Non
         photo["name"] for photo, a, e in zip(photos, answers, expected, strict=True) if a.argmax() != e.argmax()
     ]
     result.passed = result.max_difference <= result.tolerance and not result.changed
+    if predictor.open_set is not None:  # a runtime that cannot give the features, or gives others, is not served
+        if novelty is None or any("novelty" not in photo for photo in photos):
+            result.passed, result.note = False, "no novelty to compare with the card's"
+        else:
+            result.novelty_difference = float(np.abs(novelty - [photo["novelty"] for photo in photos]).max())
+            result.passed = result.passed and result.novelty_difference <= NOVELTY_TOLERANCE
     return result

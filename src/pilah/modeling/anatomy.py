@@ -3,9 +3,13 @@ head. Training (the cached mode), export and Grad-CAM take its parts from here i
 
 from __future__ import annotations
 
+import re
+
 import keras
 
 from pilah.modeling.xception import AUGMENTATION, PREPROCESS
+
+EMBEDDING = "embedding"  # the name of the pooled features a model puts out beside its probabilities
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
@@ -18,17 +22,33 @@ def head_of(model: keras.Model) -> list[keras.layers.Layer]:
     return model.layers[model.layers.index(backbone_of(model)) + 1 :]
 
 
-def inference_model(model: keras.Model) -> keras.Model:
+def inference_model(model: keras.Model, embedding: str | None = None) -> keras.Model:
     """The same layers and weights without the augmentation block (inactive at inference), called once so
-    that it can be traced for export."""
+    that it can be traced for export; with `embedding`, a second output: that layer's output (of the model or of
+    its backbone) averaged over the image, for `inference.open_set`."""
     import numpy as np
 
+    backbone = backbone_of(model)
+    inside = embedding is not None and embedding in {layer.name for layer in backbone.layers}
     inputs = keras.Input(model.input_shape[1:], name="image")
-    x = inputs
+    x, tapped = inputs, None
     for layer in model.layers[1:]:
-        if layer.name != AUGMENTATION:
+        if layer.name == AUGMENTATION:
+            continue
+        if layer is backbone and inside:
+            tapped, x = keras.Model(backbone.input, [backbone.get_layer(embedding).output, backbone.output])(x)
+        else:
             x = layer(x)
-    inference = keras.Model(inputs, x, name="pilah_inference")
+        if layer.name == embedding:
+            tapped = x
+    if embedding is not None and tapped is None:
+        raise ValueError(f"the model has no layer {embedding!r}")
+    outputs = x
+    if tapped is not None:
+        if len(tapped.shape) == 4:
+            tapped = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(tapped)
+        outputs = [x, tapped]
+    inference = keras.Model(inputs, outputs, name="pilah_inference")
     inference.predict_on_batch(np.zeros((1, *model.input_shape[1:]), np.float32))
     return inference
 
@@ -102,13 +122,47 @@ def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def onnx_head_nodes(graph) -> list[str]:
-    """The nodes of an exported ONNX graph that belong to the head: the global pooling of the backbone's last
-    feature map and everything after it. Kept in float by int8 export: they cost almost nothing, and a
-    quantized softmax would round every probability to a step of 1/255."""
-    (pooling,) = [node for node in graph.node if node.op_type == "GlobalAveragePool"]
-    head, frontier = [pooling.name], set(pooling.output)
+    """The nodes of an exported ONNX graph that belong to the head: each global pooling (of the backbone's last
+    feature map, and of the embedding layer) and everything after it. Kept in float by int8 export: they cost
+    almost nothing, and a quantized softmax would round every probability to a step of 1/255."""
+    pooling = [node for node in graph.node if node.op_type == "GlobalAveragePool"]
+    head, frontier = [node.name for node in pooling], {name for node in pooling for name in node.output}
     for node in graph.node:  # ONNX graphs are topologically sorted
-        if node is not pooling and frontier.intersection(node.input):
+        if node not in pooling and frontier.intersection(node.input):
             head.append(node.name)
             frontier.update(node.output)
     return head
+
+
+def add_onnx_embedding(model, layer: str) -> None:
+    """Give an exported ONNX graph a second output `embedding`: the named Keras layer's output averaged over the
+    image (as `inference_model(..., embedding=layer)`). The layer's tensor is the output of the last node in its
+    scope (`.../add_9_1/Add`); in a quantized graph, as the next layers read it (after its quantize-dequantize
+    pair). The graph's weights and first output do not change."""
+    from onnx import helper
+
+    graph = model.graph
+    scope = re.compile(rf"/{re.escape(layer)}(_\d+)?/")
+    nodes = [node for node in graph.node if scope.search(node.name)]
+    if not nodes:
+        raise ValueError(f"the ONNX graph has no node of layer {layer!r}")
+    pooling = [node for node in nodes if node.op_type == "GlobalAveragePool"]
+    if pooling:  # the layer is a pooling already (the head's avg_pool): its output as it is
+        graph.node.append(helper.make_node("Flatten", pooling[0].output, [EMBEDDING], name=f"{EMBEDDING}/flatten"))
+        graph.output.append(helper.make_tensor_value_info(EMBEDDING, graph.output[0].type.tensor_type.elem_type, None))
+        return
+    tensor = nodes[-1].output[0]
+    readers = {name: node for node in graph.node for name in node.input}
+    quantize = readers.get(tensor)
+    if quantize is not None and quantize.op_type == "QuantizeLinear":
+        dequantize = readers.get(quantize.output[0])
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear":
+            tensor = dequantize.output[0]
+    pooled = f"{EMBEDDING}_pooled"
+    graph.node.extend(
+        [
+            helper.make_node("GlobalAveragePool", [tensor], [pooled], name=f"{EMBEDDING}/pool"),
+            helper.make_node("Flatten", [pooled], [EMBEDDING], name=f"{EMBEDDING}/flatten", axis=1),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(EMBEDDING, graph.output[0].type.tensor_type.elem_type, None))

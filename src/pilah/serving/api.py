@@ -24,6 +24,7 @@ from pilah import __version__, guidance
 from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
 from pilah.errors import PilahError, image_http_status
 from pilah.inference.predictor import Prediction, Predictor
+from pilah.inference.results import names_no_class
 from pilah.serving.batching import Batcher
 from pilah.serving.limits import ApiError, BodyLimit, error_response, read_upload
 from pilah.serving.schemas import (
@@ -139,6 +140,7 @@ class Service:
         self, filename: str | None, p: Prediction, photo: bytes, region: str | None, language: str
     ) -> PredictionBody:
         """The answer for one photo; kept for feedback by id when corrections are on."""
+        no_class = names_no_class(p)
         return PredictionBody(
             id=self.recent.add(photo, p) if self.store else None,
             filename=filename,
@@ -146,11 +148,13 @@ class Service:
             confidence=p.confidence,
             uncertain=p.uncertain,
             grade=p.grade,
+            novelty=p.novelty,
             top_k=[ClassProbability(label=k, probability=v) for k, v in p.top_k],
             probabilities=p.probabilities,
             latency_ms=p.latency_ms,
             model=self.model_ref,
-            advice=guidance.advice(p.label, region, language) if region else None,
+            advice=guidance.advice(p.label, region, language) if region and not no_class else None,
+            when_unsure=guidance.when_unsure(region, language) if region and no_class else None,
         )
 
     def require_store(self) -> CorrectionStore:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from pilah.guidance import Advice  # how to dispose of the class where the user lives (`?region=`)
+from pilah.guidance import Advice, UnsureAdvice  # how to dispose of it where the user lives (`?region=`)
 
 
 class ErrorBody(BaseModel):
@@ -30,12 +30,16 @@ class PredictionBody(BaseModel):
     label: str
     confidence: float
     uncertain: bool
-    grade: Literal["sure", "likely", "two", "none"]  # "two": one of the top two; "none": no class plausible
+    # "two": one of the top two; "none": no promise holds; "unfamiliar": not household waste Pilah knows. The last
+    # two name no class (`label` is then only the most probable one).
+    grade: Literal["sure", "likely", "two", "none", "unfamiliar"]
+    novelty: float | None = None  # how unlike the training photos; "unfamiliar" above the model card's threshold
     top_k: list[ClassProbability]
     probabilities: dict[str, float]
     latency_ms: float
     model: ModelRef
-    advice: Advice | None = None  # with ?region=
+    advice: Advice | None = None  # with ?region=, for a grade that names a class (or two: the first)
+    when_unsure: UnsureAdvice | None = None  # with ?region=, for "none" and "unfamiliar": the region's safe default
 
 
 class BatchItem(BaseModel):
@@ -75,6 +79,7 @@ class SelfCheck(BaseModel):
     photos: int
     max_difference: float
     tolerance: float
+    novelty_difference: float | None = None  # null: the card has no open-set score to check
     changed: list[str]
     seconds: float
     note: str
