@@ -78,15 +78,8 @@ class Lookalike(_Strict):
     """An item that looks like the class but goes to another stream here: a used tissue looks like paper and is
     residual waste. The app asks about these on the verdict card, one tap to switch."""
 
-    item: dict[Language, str]
+    item: dict[Language, str]  # 2 to MAX_ITEM_CHARS characters each (checked with the pack's other rules)
     stream: str
-
-    @model_validator(mode="after")
-    def _short(self) -> Lookalike:
-        long = [lang for lang, text in self.item.items() if not 2 <= len(text) <= MAX_ITEM_CHARS]
-        if long:
-            raise ValueError(f"item: each name needs 2 to {MAX_ITEM_CHARS} characters ({', '.join(long)})")
-        return self
 
 
 class Unsure(_Strict):
@@ -145,6 +138,11 @@ class Pack(_Strict):
                 elif lookalike.stream == rule.stream:
                     problems.append(f"{place}.stream: {lookalike.stream!r} is the class's own stream")
                 problems += [f"{place}.item: no {lang!r} name" for lang in self.languages if lang not in lookalike.item]
+                problems += [
+                    f"{place}.item.{lang}: needs 2 to {MAX_ITEM_CHARS} characters, has {len(text)}"
+                    for lang, text in lookalike.item.items()
+                    if not 2 <= len(text) <= MAX_ITEM_CHARS
+                ]
         if self.when_unsure.stream not in self.streams:
             problems.append(f"when_unsure.stream: {self.when_unsure.stream!r} is not one of the streams {streams}")
         problems += [

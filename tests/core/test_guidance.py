@@ -116,3 +116,57 @@ def test_pilah_predict_region_adds_where_each_photo_goes(tmp_path):
     assert header.endswith(",stream,where") and row.endswith(",Tong biru (daur ulang),Tong biru.")
     unknown = pilah("predict", EXAMPLES / "plastic.jpg", "--region", "mars", check=False)
     assert unknown.returncode == 2 and "unknown region 'mars'" in unknown.stderr
+
+
+def test_every_pack_names_a_safe_default_and_look_alikes_that_go_elsewhere():
+    for region in guidance.regions():
+        pack = guidance.pack(region)
+        assert pack.when_unsure.stream in pack.streams
+        for language in guidance.LANGUAGES:
+            unsure = guidance.when_unsure(region, language)
+            assert unsure.language == language and len(unsure.line) > 20
+        lookalikes = {label: rule.exceptions for label, rule in pack.classes.items() if rule.exceptions}
+        assert {"paper", "cardboard", "plastic"} <= set(lookalikes)  # the recyclables people get wrong most
+        for label, items in lookalikes.items():
+            assert all(item.stream != pack.classes[label].stream for item in items)
+    paper = guidance.advice("paper", "id", "id").exceptions
+    assert [(group.stream, group.items) for group in paper] == [
+        ("residu", "Tisu bekas, Kertas berminyak atau basah, Struk kertas termal")
+    ]
+    assert guidance.advice("paper", "us-sf", "en").exceptions[0].stream_name == "Green bin (compost)"
+    assert [g.stream for g in guidance.advice("cardboard", "de", "en").exceptions] == ["packaging", "residual"]
+    assert guidance.when_unsure("id", "id").stream_name == "Residu"
+    assert guidance.when_unsure("us-sf", "en").stream == "landfill"
+    assert guidance.class_of_stream("id", "residu") == "trash"  # what a tap on "Used tissue? -> Residual" records
+    assert guidance.class_of_stream("id", "anorganik") is None  # seven classes share it
+
+
+def test_look_alikes_and_the_safe_default_are_checked_like_the_rest(tmp_path):
+    def break_it(data):
+        data["classes"]["paper"]["exceptions"] = [
+            {"item": {"en": "Receipts", "id": "Struk"}, "stream": "paper"},  # the class's own stream
+            {"item": {"en": "Tissues"}, "stream": "residual"},  # no Indonesian name
+            {"item": {"en": "x" * 41, "id": "Struk"}, "stream": "residual"},  # too long for the card
+            {"item": {"en": "Napkins", "id": "Serbet"}, "stream": "compost"},  # no such stream
+        ]
+        data["when_unsure"] = {"stream": "landfill", "en": "If unsure, the grey bin."}
+
+    bad = pilah("guidance", "check", write_pack(tmp_path, "de-bad", break_it), check=False)
+    assert bad.returncode == 2, bad.stdout
+    for problem in (
+        "classes.paper.exceptions.0.stream: 'paper' is the class's own stream",
+        "classes.paper.exceptions.1.item: no 'id' name",
+        "classes.paper.exceptions.2.item.en: needs 2 to 40 characters, has 41",
+        "classes.paper.exceptions.3.stream: 'compost' is not one of the streams",
+        "when_unsure.stream: 'landfill' is not one of the streams",
+        "when_unsure: no 'id' line",
+    ):
+        assert problem in bad.stderr, (problem, bad.stderr)
+
+    def no_default(data):
+        del data["when_unsure"]
+
+    missing = pilah("guidance", "check", write_pack(tmp_path, "de-none", no_default), check=False)
+    assert missing.returncode == 2 and "when_unsure" in missing.stderr
+    good = pilah("guidance", "check", PACKS / "id.yaml")
+    assert "look-alikes (exceptions): 12; when unsure: residu" in good.stdout

@@ -21,7 +21,7 @@ from pilah.files import read_json, write_bytes, write_json, write_text
 from pilah.images import load_rgb
 from pilah.inference import selfcheck
 from pilah.inference.export import card_path
-from pilah.inference.open_set import copy_bank
+from pilah.inference.open_set import bank_path, copy_bank
 from pilah.inference.predictor import Predictor
 from pilah.modeling.anatomy import EMBEDDING, add_onnx_embedding
 from pilah.resources import examples_dir
@@ -326,7 +326,7 @@ def add_to_models(run: Run, models: list[Path]) -> dict[str, Any]:
     reference_check = None
     for model in [reference, *[m for m in models if m != reference]]:
         card_file = card_of(model)
-        card = read_json(card_file) | {"open_set": open_set.save_bank(bank, model, block)}
+        card = read_json(card_file) | {"open_set": open_set.save_bank(bank, bank_path(model), block)}
         write_json(card_file, card)
         if model == reference and card.get("self_check"):
             photos = card["self_check"]["photos"]

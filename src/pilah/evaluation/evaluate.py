@@ -99,7 +99,7 @@ def evaluate(run: Run, model_path: Path | None = None) -> dict[str, Any]:
     if layer:
         (_, train_labels, train_features), val_features = answers["train"], answers["val"][2]
         block, bank = open_set.fit(train_features, train_labels, val_features, layer, cfg.eval, cfg.data.seed)
-        metrics["open_set"] = open_set.save_bank(bank, model_path, block)
+        metrics["open_set"] = open_set.save_bank(bank, paths.root / open_set.RUN_BANK, block)
     if paths.state.is_file():
         state = read_json(paths.state)
         metrics["training"] = {"epochs": state["epochs_done"], "seconds": round(state["seconds"], 1)}

@@ -19,7 +19,9 @@ import numpy as np
 from pilah.config import EvalConfig
 from pilah.evaluation.metrics import accuracy_lower_bound
 from pilah.files import write_bytes
-from pilah.inference.open_set import CITATION, METHOD, bank_path, knn_novelty, unit_rows
+from pilah.inference.open_set import CITATION, METHOD, knn_novelty, unit_rows
+
+RUN_BANK = "open_set_bank.npy"  # in a run folder, beside best.keras: `pilah package` copies it beside the model
 
 
 def choose_bank(features: np.ndarray, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -39,7 +41,7 @@ def refusal_threshold(novelty: np.ndarray, aim: float, confidence: float) -> flo
     count = len(ordered)
     refused = np.arange(count)
     kept_at_least = accuracy_lower_bound(count - refused, np.full(count, count), confidence)
-    allowed = np.nonzero(1 - kept_at_least <= aim)[0]
+    allowed = np.nonzero(1 - kept_at_least <= aim + 1e-12)[0]  # 1 - 0.99 is 0.01000...0009 in floating point
     return float(ordered[allowed[-1]]) if len(allowed) else float(ordered[0])
 
 
@@ -76,10 +78,9 @@ def fit(
     return block, bank
 
 
-def save_bank(bank: np.ndarray, model_path: Path, block: dict[str, Any]) -> dict[str, Any]:
-    """Write the bank beside the model and name it (and its checksum) in the block."""
+def save_bank(bank: np.ndarray, path: Path, block: dict[str, Any]) -> dict[str, Any]:
+    """Write the bank (beside the model that reads it) and name it, with its checksum, in the block."""
     buffer = io.BytesIO()
     np.save(buffer, bank, allow_pickle=False)
-    path = bank_path(model_path)
     write_bytes(path, buffer.getvalue())
     return block | {"bank": path.name, "bank_sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}

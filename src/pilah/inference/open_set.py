@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pilah.errors import ModelNotFoundError
+from pilah.errors import ModelNotFoundError, UsageError
 
 METHOD = "knn"
 CITATION = "Sun, Ming, Zhu & Li, Out-of-distribution detection with deep nearest neighbors, ICML 2022"
@@ -78,6 +78,9 @@ class OpenSet:
         )
 
     def novelty(self, features: np.ndarray) -> np.ndarray:
+        if features.shape[1] != self.bank.shape[1]:  # a runtime that puts out another layer's features
+            given, banked = features.shape[1], self.bank.shape[1]
+            raise UsageError(f"the runtime gives {given} features a photo, the open-set bank has {banked}")
         return knn_novelty(features, self.bank, self.k)
 
 

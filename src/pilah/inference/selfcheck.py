@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pilah import hardware
+from pilah.errors import UsageError
 from pilah.images import load_rgb
 from pilah.resources import examples_dir
 
@@ -102,7 +103,11 @@ def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | Non
             return result
     started = time.perf_counter()
     batch = np.stack([load_rgb(folder / photo["name"], predictor.image_size) for photo in photos])
-    answers, novelty = predictor.answers(batch)
+    try:
+        answers, novelty = predictor.answers(batch)
+    except UsageError as error:  # e.g. features the open-set bank cannot score
+        result.passed, result.note = False, str(error)
+        return result
     expected = np.array([photo["probabilities"] for photo in photos])
     result.seconds = time.perf_counter() - started
     result.photos = len(photos)
