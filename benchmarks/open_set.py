@@ -139,16 +139,15 @@ def shipped_grades(predictor: Predictor, run: Run, nonwaste: list[Path]) -> None
     table(header, rows)
 
 
-def outputs_of(predictor: Predictor, paths: list[Path], batch: int) -> tuple[np.ndarray, np.ndarray, None]:
+def outputs_of(predictor: Predictor, paths: list[Path], batch: int) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities and pooled features of each image."""
     probs, features = [], []
     for start in range(0, len(paths), batch):
-        p, f = predictor.outputs(
-            np.stack([load_rgb(path, predictor.image_size) for path in paths[start : start + batch]])
-        )
+        images = [load_rgb(path, predictor.image_size) for path in paths[start : start + batch]]
+        p, f = predictor.outputs(np.stack(images))
         probs.append(p)
         features.append(f)
-    return np.concatenate(probs), np.concatenate(features), None
+    return np.concatenate(probs), np.concatenate(features)
 
 
 def mahalanobis(train: np.ndarray, labels: np.ndarray, shrink: float = 1e-3):

@@ -368,3 +368,60 @@ def test_the_address_can_choose_the_region(monkeypatch, sure_model):
     at.query_params["region"] = "us-sf"
     at.run()
     assert at.selectbox(key="region").value == "us-sf"
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_a_photo_unlike_household_waste_gets_the_fourth_outcome_and_the_regions_safe_default(monkeypatch, language):
+    matplotlib = pytest.importorskip("matplotlib")
+    logo = Path(matplotlib.get_data_path()) / "sample_data" / "logo2.png"
+    at = start(monkeypatch, MODEL)  # the shipped card and thresholds
+    at.radio(key="language").set_value(language)
+    at.run()
+    uploader(at).set_value([("logo.png", logo.read_bytes(), "image/png")])
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["latest"][0].prediction.grade == "unfamiliar"
+    t, unsure = words.texts(language), guidance.when_unsure("id", language)
+    assert [m.value for m in at.markdown if m.value.startswith("#")] == [f"#### {t['unfamiliar_title']}"]
+    line = f"**{t['unsure_label']}:** :{unsure.badge}-badge[{unsure.icon} {unsure.stream_name}] {unsure.line}"
+    assert line in [m.value for m in at.markdown]
+    (warning,) = at.warning
+    assert t["grade_unfamiliar"] in warning.value and t["retake_tips"] in warning.value
+    assert not at.success and not [
+        b for b in at.button if (b.key or "").startswith("lookalike-")
+    ]  # no class: no question
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[t["stat_unsure"]] == "1" and list(at.dataframe[0].value[t["class"]]) == [t["unfamiliar_title"]]
+    (entry,) = at.session_state["history"]
+    assert not entry.counted and entry.class_code == ""  # statistics never count it as a class, the CSV names none
+
+
+def test_a_look_alike_is_one_tap_away_switches_the_card_and_the_history_and_can_become_a_correction(
+    monkeypatch, sure_model, tmp_path
+):
+    monkeypatch.setenv(CORRECTIONS_ENV, str(tmp_path / "corrections"))
+    at = start(monkeypatch, sure_model)
+    upload(at, "paper.jpg")
+    t, outcome = words.texts("id"), at.session_state["latest"][0]
+    question = at.button(key=f"lookalike-{outcome.id}-residu")
+    assert question.label == "Tisu bekas, kertas berminyak atau basah, struk kertas termal? → 🗑️ Residu"
+    question.click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.markdown if m.value.startswith("#")] == ["### 🗑️ Residu"]
+    trash = guidance.advice("trash", "id", "id")
+    assert f":{trash.badge}-badge[{trash.stream_name}] {trash.where[0]}" in [m.value for m in at.markdown]
+    (entry,) = at.session_state["history"]
+    assert entry.lookalike.endswith("→ Residu") and not entry.counted and entry.class_code == ""
+    assert {m.label: m.value for m in at.metric}[t["stat_unsure"]] == "1"
+    at.checkbox(key=f"consent-{outcome.id}").check()  # the tap is the answer: consent, then it is kept
+    at.run()
+    at.button(key=f"send-{outcome.id}").click()
+    at.run()
+    (record,) = [json.loads(line) for line in (tmp_path / "corrections" / "corrections.jsonl").read_text().splitlines()]
+    assert (record["predicted"], record["chosen"]) == ("paper", "trash")  # Indonesia's one residual class
+    assert [p.parent.name for p in (tmp_path / "corrections").glob("*/*.jpg")] == ["trash"]
+    at.button(key=f"lookalike-undo-{outcome.id}").click()  # "No, it is paper": back to the class
+    at.run()
+    assert [m.value for m in at.markdown if m.value.startswith("#")] == ["### ♻️ Kertas"]
+    assert at.session_state["history"][0].counted

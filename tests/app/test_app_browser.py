@@ -318,3 +318,35 @@ def test_the_same_photo_in_two_regions(app_url, screenshots):
         box = newest_verdict_box(phone)
         assert box["y"] + box["height"] <= PHONE["height"], box  # the region picker costs no first-screen room
         browser.close()
+
+
+def test_on_a_phone_the_look_alike_question_and_the_safe_default_are_in_the_first_screen(app_url, screenshots):
+    matplotlib = pytest.importorskip("matplotlib")
+    logo = Path(matplotlib.get_data_path()) / "sample_data" / "logo2.png"
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        phone = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        phone.goto(app_url)
+        phone.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+        upload_and_wait(phone, "paper.jpg")
+        question = phone.locator(".st-key-verdict-0 button").filter(has_text="Tisu bekas")
+        expect(question).to_have_text("Tisu bekas, kertas berminyak atau basah, struk kertas termal? → 🗑️ Residu")
+        box = newest_verdict_box(phone)
+        tap = question.bounding_box()
+        assert box["y"] + box["height"] <= PHONE["height"] and tap["y"] + tap["height"] <= PHONE["height"], box
+        assert tap["height"] >= 40  # a finger's tap target
+        phone.screenshot(path=screenshots / "app_phone_lookalike.png")
+        question.tap()
+        expect(phone.locator(".st-key-verdict-0 h3")).to_have_text("🗑️ Residu")
+        wait_for_run_end(phone)
+        assert "Tisu bekas" in phone.locator(".st-key-history-list").inner_text()  # the answer is in the history
+        phone.locator(UPLOADER).set_input_files(logo)
+        phone.get_by_text(T["result_for"].format(name=logo.name)).wait_for(timeout=LOAD_TIMEOUT_MS)
+        wait_for_run_end(phone)
+        verdict = phone.locator(".st-key-verdict-0").inner_text()
+        unsure = guidance.when_unsure("id", "id")
+        assert T["unfamiliar_title"] in verdict and unsure.line in verdict and T["retake_tips"] in verdict
+        box = newest_verdict_box(phone)
+        assert box["y"] + box["height"] <= PHONE["height"], box
+        phone.screenshot(path=screenshots / "app_phone_unfamiliar.png")
+        browser.close()

@@ -46,6 +46,37 @@ def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs
     assert (exported.argmax(1) == keras_probs.argmax(1)).mean() == 1.0
 
 
+@pytest.mark.parametrize(
+    ("fmt", "quantize", "tolerance"), [("onnx", "fp32", 1e-4), ("tflite", "fp32", 1e-4), ("onnx", "int8", 0.1)]
+)
+def test_exports_carry_the_open_set_score(trained_run: Path, tmp_path: Path, fmt, quantize, tolerance):
+    """The run's evaluation fitted the score; each export puts out the same features (its `embedding`), takes
+    the bank with it, and grades the same photos unfamiliar."""
+    keras = Predictor(trained_run / "best.keras")
+    assert keras.open_set is not None and keras.open_set.layer == "avg_pool"
+    out = tmp_path / f"model-{quantize}.{fmt}"
+    calibrate = ["--calibration", trained_run] if quantize == "int8" else []
+    pilah(
+        "export",
+        "--model",
+        trained_run / "best.keras",
+        "--format",
+        fmt,
+        "--quantize",
+        quantize,
+        *calibrate,
+        "--out",
+        out,
+    )
+    card = json.loads(card_path(out).read_text())
+    assert card["open_set"]["bank"] == f"{out.name}.bank.npy" and (tmp_path / card["open_set"]["bank"]).is_file()
+    exported = Predictor(out)
+    assert exported.open_set is not None
+    want = np.array([r.novelty for r in keras.predict_batch(PHOTOS)])
+    got = np.array([r.novelty for r in exported.predict_batch(PHOTOS)])
+    assert np.abs(got - want).max() < tolerance
+
+
 def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
     out = tmp_path / "model-int8.onnx"
     model = trained_run / "best.keras"

@@ -32,6 +32,8 @@ pytest.importorskip("onnx", reason="pip install -e '.[export]'")
 from onnx_models import full_int8_range, int8_weights, wrong_on_every_processor
 
 QEMU = shutil.which("qemu-x86_64")
+matplotlib = pytest.importorskip("matplotlib", reason="pip install 'pilah[train]'")
+LOGO = Path(matplotlib.get_data_path()) / "sample_data" / "logo2.png"  # a graphic unlike any waste: unfamiliar
 EMULATED_CPU = "Haswell"  # AVX2 and FMA, no AVX-512, no VNNI
 
 
@@ -117,12 +119,16 @@ def test_the_default_runtime_is_right_on_a_processor_without_avx512():
         from pilah.hardware import cpu_features
         from pilah.inference.predictor import Predictor
         predictor = Predictor()
-        brown = predictor.predict({str(EXAMPLES / "brown-glass.jpg")!r})
+        brown, logo = predictor.predict_batch([{str(EXAMPLES / "brown-glass.jpg")!r}, {str(LOGO)!r}])
         print(json.dumps({{"features": cpu_features(), "runtime": predictor.runtime,
-                           "check": predictor.check.to_dict(), "brown": brown.label}}))
+                           "check": predictor.check.to_dict(), "brown": brown.label, "logo": logo.grade,
+                           "novelty": [brown.novelty, logo.novelty]}}))
         """
     )
     report = json.loads(result.stdout.splitlines()[-1])
+    here = Predictor().predict_batch([EXAMPLES / "brown-glass.jpg", LOGO])  # the open-set score, the same there
+    assert report["logo"] == "unfamiliar" and report["check"]["novelty_difference"] <= selfcheck.NOVELTY_TOLERANCE
+    assert np.allclose(report["novelty"], [r.novelty for r in here], atol=1e-4)
     assert "AVX2" in report["features"] and "AVX512F" not in report["features"]  # really emulated
     assert "graph optimisation all" in report["runtime"] and INT8_MODEL.name in report["runtime"]
     assert report["check"]["passed"] and report["check"]["photos"] == reference_photos()

@@ -52,6 +52,19 @@ def test_predict_one_photo(api):
     assert body["model"] == {"name": "pilah-xception", "version": "0.1.0"}
 
 
+def test_a_photo_unlike_household_waste_is_graded_unfamiliar_with_the_regions_safe_default(api):
+    matplotlib = pytest.importorskip("matplotlib")
+    logo = (Path(matplotlib.get_data_path()) / "sample_data" / "logo2.png").read_bytes()
+    body = api.post("/v1/predict?region=de&lang=id", files={"file": ("logo2.png", logo, "image/png")}).json()
+    assert body["grade"] == "unfamiliar" and body["uncertain"] is True and body["novelty"] > 0.4
+    assert body["advice"] is None  # no class named, so no class's advice
+    assert body["when_unsure"]["stream"] == "residual" and body["when_unsure"]["line"].startswith("Jika ragu")
+    paper = api.post("/v1/predict?region=id&lang=en", files={"file": photo("paper.jpg")}).json()
+    assert paper["grade"] == "sure" and paper["when_unsure"] is None and paper["novelty"] < body["novelty"]
+    (look_alikes,) = paper["advice"]["exceptions"]
+    assert look_alikes["stream"] == "residu" and look_alikes["items"].startswith("Used tissue")
+
+
 def test_batch_keeps_going_past_a_bad_file(api):
     files = [("files", photo("clothes.jpg")), ("files", ("notes.jpg", b"not a photo", "image/jpeg"))]
     files.append(("files", photo("shoes.jpg")))

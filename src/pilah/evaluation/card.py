@@ -34,8 +34,10 @@ DATA_CREDIT = (
 LIMITS = [
     "Trained on web photos of single objects, mostly on plain backgrounds; cluttered scenes, several "
     "objects in one photo, or close-ups of materials are outside what it has seen.",
-    "Knows 12 classes only: anything else (e.g. electronics, medicine, hazardous liquids) is forced into "
-    "one of them; the `uncertain` flag catches some of these, not all.",
+    "Knows 12 classes only: anything else (e.g. electronics, medicine, hazardous liquids, the wrappers and "
+    "sachets the data set never shows) gets the most probable of them; the open-set score grades photos unlike "
+    "the training data 'unfamiliar' and less typical ones at most 'one of two', but residual waste that looks "
+    "like a recyclable class can still be called that class (the guidance packs' look-alikes ask about it).",
     "The clothes class holds a third of the data; the rarer glass classes are confused most (see the "
     "confusion matrix).",
     "Disposal advice depends on local rules: the app's guidance is general.",
@@ -240,11 +242,13 @@ def card_markdown(card: dict[str, Any]) -> str:
             "",
             f'A photo is graded *unfamiliar* ("not household waste Pilah knows") when its novelty is above '
             f"{block['threshold']:.4f}: one minus the cosine similarity of its features at layer `{block['layer']}` "
-            f"(averaged over the image) to the {block['k']}-th nearest of {block['bank_photos']:,} training photos' "
-            f"({block['reference']}). The threshold refuses at most {block['false_refusal_aim'] * 100:g} % of "
-            f"household-waste photos with {block['confidence'] * 100:.0f} % confidence; on the "
+            f"(averaged over the image) to the k-th nearest (k = {block['k']}) of {block['bank_photos']:,} training "
+            f"photos' ({block['reference']}). The threshold refuses at most {block['false_refusal_aim'] * 100:g} % "
+            f"of household-waste photos with {block['confidence'] * 100:.0f} % confidence; on the "
             f"{block['validation']['photos']:,} validation photos it was chosen on, "
-            f"{block['validation']['refused'] * 100:.2f} % were refused.",
+            f"{block['validation']['refused'] * 100:.2f} % were refused. Above {block['typical_up_to']:.4f} (at most "
+            f"{block['atypical_aim'] * 100:g} % of validation photos; {block['validation']['atypical'] * 100:.2f} % "
+            "there) a photo is less typical than most, and its answer is at most one of two, never sure or likely.",
         ]
     if card.get("self_check"):
         check = card["self_check"]
