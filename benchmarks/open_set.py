@@ -45,7 +45,7 @@ from pilah.evaluation.evaluate import scored_rows
 from pilah.evaluation.open_set import choose_bank, refusal_threshold
 from pilah.hardware import describe
 from pilah.images import load_rgb
-from pilah.inference.calibration import GRADES
+from pilah.inference.calibration import GRADES, grade_answers
 from pilah.inference.export import card_path
 from pilah.inference.open_set import knn_novelty
 from pilah.inference.predictor import Predictor, expand_inputs
@@ -118,25 +118,32 @@ def percent(value: float) -> str:
 
 
 def shipped_grades(predictor: Predictor, run: Run, nonwaste: list[Path]) -> None:
+    """Table 1, each set graded twice from one pass: by the card, and as before the open-set score (no novelty)."""
     rows = []
     for name, paths, labels in (
         ("test", run.image_paths(run.split_rows("test")), np.array(run.class_indices("test"))),
         ("non-waste", nonwaste, None),
     ):
-        answers = list(predictor.predict_paths(paths))
-        grades = np.array([a.grade for a in answers])
-        shares = [percent(np.mean(grades == grade)) for grade in GRADES]
-        named = percent(np.mean(np.isin(grades, ["sure", "likely"])))
-        recyclable_sure = np.array([a.grade == "sure" and a.label in RECYCLABLE for a in answers])
-        if labels is None:
-            wrong = percent(recyclable_sure.mean()) + " (all wrong)"
-        else:
-            right = np.array([predictor.classes.index(a.label) for a in answers]) == labels
-            wrong = f"{(~right & recyclable_sure).sum()} of {recyclable_sure.sum()}"
-            print(f"test accuracy (first class): {right.mean() * 100:.2f} %")
-        rows.append([name, str(len(paths)), *shares, named, wrong])
-    header = ["photos", "n", *GRADES, "sure or likely", "recyclable 'sure' wrong"]
-    table(header, rows)
+        probs, features = outputs_of(predictor, paths, 32)
+        novelty = predictor.open_set.novelty(features)
+        top = np.sort(probs, axis=1)
+        named = np.array(predictor.classes)[probs.argmax(1)]
+        recyclable = np.isin(named, RECYCLABLE)
+        if labels is not None:
+            print(f"{name} accuracy (first class): {np.mean(probs.argmax(1) == labels) * 100:.2f} %")
+        for rule, measured in (("without the score", None), ("the card", novelty)):
+            thresholds = (predictor.uncertain_below, predictor.likely_margin, predictor.two_from)
+            open_set = (predictor.open_set.threshold, predictor.open_set.typical_up_to) if measured is not None else ()
+            grades = grade_answers(top[:, -1], top[:, -2], *thresholds, measured, *open_set)
+            sure_recyclable = (grades == "sure") & recyclable
+            if labels is None:
+                wrong = f"{sure_recyclable.sum()} (all wrong)"
+            else:
+                wrong = f"{(sure_recyclable & (probs.argmax(1) != labels)).sum()} of {sure_recyclable.sum()}"
+            shares = [percent(np.mean(grades == grade)) for grade in GRADES]
+            sure_or_likely = percent(np.mean(np.isin(grades, ["sure", "likely"])))
+            rows.append([name, rule, str(len(paths)), *shares, sure_or_likely, wrong])
+    table(["photos", "grading", "n", *GRADES, "sure or likely", "recyclable 'sure' wrong"], rows)
 
 
 def outputs_of(predictor: Predictor, paths: list[Path], batch: int) -> tuple[np.ndarray, np.ndarray]:

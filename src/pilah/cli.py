@@ -318,7 +318,7 @@ def cmd_guidance_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_corrections(args: argparse.Namespace) -> int:
-    from pilah.data.corrections import summarise
+    from pilah.data.corrections import folder_of, summarise
 
     summary = summarise(args.dir)
     if not summary.records:
@@ -327,7 +327,7 @@ def cmd_data_corrections(args: argparse.Namespace) -> int:
     wrong = sum(row["wrong"] for row in summary.per_class.values())
     print(f"{summary.records} answers from users in {args.dir}: the model was wrong {wrong} times")
     rows = [
-        [label, str(row["answers"]), str(row["right"]), str(row["wrong"]), str(summary.photos.get(label, 0))]
+        [label, str(row["answers"]), str(row["right"]), str(row["wrong"]), str(summary.photos.get(folder_of(label), 0))]
         for label, row in summary.per_class.items()
     ]
     print(_format_table(["class (users' answer)", "answers", "model right", "model wrong", "photos kept"], rows))

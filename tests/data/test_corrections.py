@@ -75,6 +75,7 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path):
     with pytest.raises(CorrectionError) as full:
         store.add(third, said("metal", "paper"))
     assert full.value.code == "corrections_full" and full.value.http_status == 507
+    assert str(tmp_path) not in str(full.value)  # the message reaches API clients: no local path in it
     store.add(second, said("metal", "plastic"))  # a photo already kept may still change class when full
     assert store.count() == 2 and len(read_log(tmp_path)) == 3
 
@@ -103,11 +104,14 @@ def test_parallel_writers_in_threads_and_processes_lose_nothing(tmp_path):
     assert all((tmp_path / r["path"]).is_file() for r in records)
 
 
-def test_a_torn_last_line_is_skipped(tmp_path):
-    CorrectionStore(tmp_path, CLASSES).add((EXAMPLES / "metal.jpg").read_bytes(), said("metal", "metal"))
+def test_a_torn_last_line_is_skipped_and_the_next_record_is_not_lost_with_it(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES)
+    store.add((EXAMPLES / "metal.jpg").read_bytes(), said("metal", "metal"))
     with open(tmp_path / LOG_NAME, "a") as log:
         log.write('{"path": "metal/abc')  # a crash mid-write
     assert len(read_log(tmp_path)) == 1
+    store.add((EXAMPLES / "paper.jpg").read_bytes(), said("metal", "paper"))  # was glued onto the torn line
+    assert [r["chosen"] for r in read_log(tmp_path)] == ["metal", "paper"]
 
 
 def test_pilah_data_corrections_summarises_right_wrong_and_confusions(tmp_path):
@@ -126,6 +130,8 @@ def test_pilah_data_corrections_summarises_right_wrong_and_confusions(tmp_path):
     out = pilah("data", "corrections", tmp_path).stdout
     assert "5 answers from users" in out and "the model was wrong 3 times" in out
     assert "plastic -> metal: 2" in out
+    (none_row,) = [line.split() for line in out.splitlines() if line.startswith("none ")]
+    assert none_row == ["none", "1", "0", "1", "1"]  # its photo is in _none/: counted, not 0
     assert "no corrections" in pilah("data", "corrections", tmp_path / "empty").stdout
 
 

@@ -78,8 +78,8 @@ class CorrectionStore:
         with self._locked():
             existing = self._copies(sha1)
             if not existing and self.count() >= self.max_photos:
-                raise CorrectionError(
-                    f"{self.folder} holds {self.max_photos:,} photos, its limit", code="corrections_full"
+                raise CorrectionError(  # no path: this message reaches API clients
+                    f"the corrections folder holds {self.max_photos:,} photos, its limit", code="corrections_full"
                 )
             for old in existing:  # the latest answer decides the photo's class: one copy only
                 if old.relative_to(self.folder).as_posix() != relative:
@@ -89,7 +89,8 @@ class CorrectionStore:
             write_bytes(self.folder / relative, jpeg)
             record = {"path": relative, "sha1": sha1, **asdict(correction), "correct": correction.correct}
             with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
-                log.write(json.dumps(record, ensure_ascii=False) + "\n")
+                torn = log.tell() > 0 and not _ends_with_newline(self.folder / LOG_NAME)
+                log.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
                 log.flush()
                 os.fsync(log.fileno())
         return record
@@ -109,6 +110,14 @@ class CorrectionStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether the log's last write finished: after a crash mid-line, the next record starts on a line of its own
+    (the torn line is skipped when read), instead of being glued to it and lost with it."""
+    with open(path, "rb") as log:
+        log.seek(-1, os.SEEK_END)
+        return log.read(1) == b"\n"
 
 
 def folder_of(chosen: str) -> str:
