@@ -20,6 +20,7 @@ from pilah.images import DEFAULT_MAX_PIXELS
 from pilah.progress import Progress
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
+EXIT_NOTHING_CLASSIFIED = 3  # pilah predict: no image found, or every input failed (each has its error row)
 # Streamlit's own cap on an upload, far above the app's limit (`pilah.images.DEFAULT_MAX_UPLOAD_MB`): between
 # the two, the app answers in the chosen language; Streamlit's refusal is English only. .streamlit/config.toml
 # agrees.
@@ -233,13 +234,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor(args.model, max_pixels=args.max_pixels)
     print(f"model {predictor.model_path}\nruntime {predictor.runtime}: {predictor.check.summary()}", file=sys.stderr)
     paths = expand_inputs(args.inputs)
-    predictions = predictor.predict_paths(paths, args.batch_size, args.top_k)
+    if not paths:
+        print(f"pilah: no images found in {', '.join(args.inputs)}", file=sys.stderr)
+        return EXIT_NOTHING_CLASSIFIED
+    classified = 0
+
+    def counted(predictions):
+        nonlocal classified
+        for result in predictions:
+            classified += result.error is None
+            yield result
+
+    predictions = counted(predictor.predict_paths(paths, args.batch_size, args.top_k))
     if out or args.json:
         predictions = track(predictions, len(paths), "predicting")
     if out:
         with results.ResultWriter(out, results.columns(predictor.classes, args.region)) as writer:
             writer.write(results.row(p, predictor.classes, args.region, args.language) for p in predictions)
-        return EXIT_OK
+        return _classified_status(classified, len(paths))
     for result in predictions:
         place = results.destination(result, args.region, args.language) if args.region and result.label else None
         if args.json:
@@ -247,7 +259,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             unsure = "if unsure: " if results.names_no_class(result) else ""
             print(_describe_prediction(result) + (f"  -> {unsure}{place.stream_name}" if place else ""), flush=True)
-    return EXIT_OK
+    return _classified_status(classified, len(paths))
+
+
+def _classified_status(classified: int, inputs: int) -> int:
+    """0 when at least one image was classified (bad files keep their error rows); else say so, and 3."""
+    if classified:
+        return EXIT_OK
+    print(f"pilah: none of the {inputs} inputs could be classified (see each one's error)", file=sys.stderr)
+    return EXIT_NOTHING_CLASSIFIED
 
 
 def _predict_on_ray(args: argparse.Namespace, out: str | None) -> int:

@@ -112,6 +112,23 @@ def test_missing_model_is_an_error(tmp_path: Path):
     assert result.returncode == 2 and "model not found" in result.stderr  # a usage error, as the README says
 
 
+def test_nothing_to_classify_is_said_and_has_its_own_exit_status(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("no photos here")
+    nothing = pilah("predict", tmp_path / "empty", tmp_path / "notes", check=False)
+    assert nothing.returncode == 3 and nothing.stdout == "" and "no images found in" in nothing.stderr
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (tmp_path / "bad" / "empty.png").write_bytes(b"")
+    out = tmp_path / "rows.csv"
+    failed = pilah("predict", tmp_path / "bad", "--csv", out, check=False)
+    assert failed.returncode == 3 and "none of the 2 inputs could be classified" in failed.stderr
+    assert len(list(csv.reader(out.open()))) == 3  # each bad file still has its error row
+    some = pilah("predict", tmp_path / "bad", EXAMPLES / "paper.jpg", check=False)
+    assert some.returncode == 0 and "ERROR" in some.stdout  # one good photo: the usual 0
+
+
 def test_folders_are_searched_by_content_not_only_by_name(tmp_path: Path):
     from pilah.inference.predictor import expand_inputs
 

@@ -65,6 +65,13 @@ def test_a_photo_unlike_household_waste_is_graded_unfamiliar_with_the_regions_sa
     assert look_alikes["stream"] == "residu" and look_alikes["items"].startswith("Used tissue")
 
 
+def test_two_photos_to_the_one_photo_route_are_refused_not_half_answered(api):
+    files = [("file", photo("paper.jpg")), ("file", photo("battery.jpg"))]
+    response = api.post("/v1/predict", files=files)
+    assert response.status_code == 422 and response.json()["code"] == "too_many_files"
+    assert "/v1/predict/batch" in response.json()["message"]
+
+
 def test_batch_keeps_going_past_a_bad_file(api):
     files = [("files", photo("clothes.jpg")), ("files", ("notes.jpg", b"not a photo", "image/jpeg"))]
     files.append(("files", photo("shoes.jpg")))

@@ -272,9 +272,11 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
         return [Region(region=p.region, name=p.name, languages=p.languages) for p in packs]
 
     @app.post("/v1/predict", response_model=PredictionBody, responses=ERRORS, tags=["predict"])
-    async def predict(file: Photo, region: RegionQuery = None, lang: LanguageQuery = "en"):
+    async def predict(request: Request, file: Photo, region: RegionQuery = None, lang: LanguageQuery = "en"):
         """Classify one photo; with `?region=`, add how to dispose of it there."""
         check_advice(region, lang)
+        if len((await request.form()).getlist("file")) > 1:  # the form is parsed once: this reads it again for free
+            raise ApiError(422, "too_many_files", "one photo per request here; several go to /v1/predict/batch")
         data = await read_upload(file, config.max_upload_bytes)
         (prediction,) = await service.predict([(file.filename, data)])
         if prediction.error_code:
