@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -51,8 +52,10 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 warnings.simplefilter("ignore")
                 image.load()
             return _to_rgb(image)
-    except Image.DecompressionBombError as error:  # Pillow's own guard, above any sensible `max_pixels`
-        raise ImageError("too_large", f"{error}; Pillow refuses to decode images this large") from error
+    except Image.DecompressionBombError as error:  # Pillow's own guard, above any sensible `max_pixels`: same words
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels[1]):,} pixels" if pixels else "the image"
+        raise ImageError("too_large", f"{size} is over the limit of {max_pixels:,} pixels") from error
     except UnidentifiedImageError as error:
         if _is_heif(data):
             raise ImageError(

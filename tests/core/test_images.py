@@ -109,3 +109,25 @@ def test_missing_file(tmp_path: Path):
     with pytest.raises(ImageError) as caught:
         open_image(tmp_path / "nothing.jpg")
     assert caught.value.code == "missing"
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares these dimensions (no pixel data): what a decompression bomb looks like before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("width", "height"), [(8000, 8000), (20000, 20000)])  # 64 MP, and 400 MP past Pillow's own
+def test_one_message_for_every_image_over_the_pixel_limit(width: int, height: int):
+    with pytest.raises(ImageError) as caught:
+        open_image(png_header(width, height))
+    message = str(caught.value)
+    assert caught.value.code == "too_large" and "is over the limit of 50,000,000 pixels" in message
+    assert "178,956,970" not in message and "178956970" not in message and ".;" not in message
+    assert f"{width * height:,} pixels" in message or f"{width}x{height} pixels" in message
