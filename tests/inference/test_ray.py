@@ -101,8 +101,16 @@ def test_pilah_predict_engine_ray_writes_parquet(photos, tmp_path):
     out = tmp_path / "results.parquet"
     result = pilah("predict", photos, "--engine", "ray", "--workers", "1", "--out", out, "--region", "de")
     assert "38 rows in" in result.stderr
-    table = pq.read_table(out).to_pydict()
+    parquet = pq.read_table(out)
+    types = {field.name: str(field.type) for field in parquet.schema}
+    assert types["confidence"] == types["novelty"] == types["plastic"] == "double" and types["uncertain"] == "bool"
+    assert types["label"] == types["grade"] == types["stream"] == "string"
+    table = parquet.to_pydict()
     assert len(table["path"]) == 38 and table["stream"][table["path"].index(str(photos / "notes.jpg"))] == ""
+    bad = table["path"].index(str(photos / "notes.jpg"))
+    assert table["confidence"][bad] is None and table["uncertain"][bad] is None  # nulls, not the text "None"
+    good = [i for i, error in enumerate(table["error"]) if not error]
+    assert all(0 < table["confidence"][i] <= 1 and isinstance(table["uncertain"][i], bool) for i in good)
     plastic = [i for i, p in enumerate(table["path"]) if Path(p).name.startswith("plastic")]
     assert {table["stream"][i] for i in plastic if table["label"][i] == "plastic"} <= {"Yellow bin (packaging)"}
     missing = pilah("predict", photos, "--engine", "ray", check=False)

@@ -16,6 +16,8 @@ from pilah.inference.predictor import Prediction
 
 FORMATS = (".csv", ".parquet")
 PARQUET_ROWS = 1024  # rows per Parquet row group: written as they come
+TEXT_COLUMNS = ("path", "label", "grade", "error", "stream", "where")  # every other column is a number but:
+FLAG_COLUMNS = ("uncertain",)  # a true/false column
 
 
 def columns(classes: list[str], region: str | None = None) -> list[str]:
@@ -83,7 +85,7 @@ class ResultWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = pa.schema([(name, pa.string()) for name in self.header])
+            self._schema = pa.schema([(name, _arrow_type(name)) for name in self.header])
             self._parquet = pq.ParquetWriter(self.path, self._schema)
         return self
 
@@ -102,8 +104,8 @@ class ResultWriter:
         import pyarrow as pa
 
         if self._pending:
-            by_column = zip(*self._pending, strict=True)
-            data = {name: [str(v) for v in column] for name, column in zip(self.header, by_column, strict=True)}
+            columns = zip(self.header, zip(*self._pending, strict=True), strict=True)
+            data = {name: [_typed(name, v) for v in column] for name, column in columns}
             self._parquet.write_table(pa.table(data, schema=self._schema))
             self._pending.clear()
 
@@ -113,3 +115,22 @@ class ResultWriter:
         else:
             self._flush_parquet()
             self._parquet.close()
+
+
+def _arrow_type(name: str):
+    """Parquet keeps real types: text, true/false, and float64 for confidence, novelty and every probability."""
+    import pyarrow as pa
+
+    return pa.string() if name in TEXT_COLUMNS else pa.bool_() if name in FLAG_COLUMNS else pa.float64()
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A row's value (as `row` formats it, or as Ray passes it: text) in its column's type; empty is null, except
+    in text columns."""
+    if name in TEXT_COLUMNS:
+        return str(value)
+    if value in ("", None):
+        return None
+    if name in FLAG_COLUMNS:
+        return value if isinstance(value, bool) else str(value) == "True"
+    return float(value)
