@@ -39,6 +39,7 @@ CLASSES = (
 DEFAULT_REGION = "id"  # Indonesia, as the original app
 GUIDANCE_DIR_ENV = "PILAH_GUIDANCE_DIR"  # a folder of more packs (<region>.yaml), e.g. a city's own
 LANGUAGES = ("id", "en")  # the languages of Pilah's own texts; a pack provides one or both
+REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]{2,8})?$"  # e.g. "id", "de", "us-sf"
 BADGE_COLOURS = ("red", "orange", "yellow", "green", "blue", "violet", "gray")  # what Streamlit's badges can show
 MAX_LOOKALIKES = 6  # per class: the question on the verdict card must stay short enough for a phone's first screen
 MAX_ITEM_CHARS = 40  # one look-alike item's name, e.g. "Thermal receipts"
@@ -106,7 +107,7 @@ class Rule(_Strict):
 
 
 class Pack(_Strict):
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z0-9]{2,8})?$")  # e.g. "id", "de", "us-sf"
+    region: str = Field(pattern=REGION_PATTERN)
     name: dict[Language, str]
     languages: list[Language] = Field(min_length=1)
     streams: dict[str, Stream]

@@ -140,3 +140,23 @@ def test_photos_of_every_sample_class_are_accepted(tmp_path: Path):
     for folder in sorted(p for p in SAMPLE.iterdir() if p.is_dir()):
         store.add(next(folder.glob("*.jpg")).read_bytes(), said("trash", folder.name))
     assert store.count() == 12 and scan(tmp_path).classes == store.classes
+
+
+def test_every_field_is_checked_and_the_log_is_capped_too(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES, max_photos=1)
+    photo = (EXAMPLES / "metal.jpg").read_bytes()
+    for field, value, code in (
+        ("language", "x" * 1_000_000, "unknown_language"),
+        ("region", "../../etc", "unknown_region"),
+    ):
+        bad = Correction("metal", 0.9, "metal", "pilah-xception", "0.1.0", **{field: value})
+        with pytest.raises(CorrectionError) as refused:
+            store.add(photo, bad)
+        assert refused.value.code == code and refused.value.http_status == 422
+    assert not (tmp_path / LOG_NAME).exists()  # nothing was written
+    answers = 0
+    with pytest.raises(CorrectionError) as full:  # the same photo answered again and again adds no photo...
+        for answers in range(1, 100):
+            store.add(photo, said("metal", CLASSES[answers % len(CLASSES)]))
+    assert full.value.code == "corrections_full" and full.value.http_status == 507  # ...but the log is bounded
+    assert (tmp_path / LOG_NAME).stat().st_size <= 2048 + 1024 and store.count() == 1 and answers > 2

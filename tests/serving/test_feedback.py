@@ -65,6 +65,10 @@ def test_feedback_with_the_photo_classifies_it_first(api, corrections):
         ({"label": "paper"}, {"file": ("notes.txt", b"hello", "text/plain")}, 415, "not_an_image"),
         ({"label": "paper"}, {"file": ("big.jpg", b"\xff" * (1024 * 1024 + 1), "image/jpeg")}, 413, "too_large_upload"),
         ({}, {"file": photo("paper.jpg")}, 422, "missing_file"),  # no label: a missing form field
+        ({"label": "paper", "region": "x" * 1_000_000}, {"file": photo("paper.jpg")}, 422, "invalid_request"),
+        ({"label": "paper", "region": "mars"}, {"file": photo("paper.jpg")}, 422, "unknown_region"),
+        ({"label": "paper", "language": "fr"}, {"file": photo("paper.jpg")}, 422, "unknown_language"),
+        ({"label": "paper", "prediction_id": "9" * 100_000}, None, 422, "invalid_request"),
     ],
 )
 def test_bad_feedback_gets_a_json_error_and_keeps_nothing(api, corrections, data, files, status, code):

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from pilah.errors import CorrectionError
 from pilah.files import write_bytes
+from pilah.guidance import LANGUAGES, REGION_PATTERN
 from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image
 
 LOG_NAME = "corrections.jsonl"
@@ -31,6 +33,7 @@ NONE_FOLDER = "_none"
 LOCK_NAME = ".lock"
 DEFAULT_MAX_PHOTOS = 10_000
 JPEG_QUALITY = 95
+LOG_BYTES_PER_PHOTO = 2048  # the log's cap: answers about photos already kept append records without a new photo
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,19 @@ class CorrectionStore:
         """Keep the photo under its chosen class and append the record; returns the record as written."""
         if correction.chosen not in (*self.classes, NONE_CLASS):
             raise CorrectionError(f"unknown class {correction.chosen!r}; one of {self.classes} or {NONE_CLASS!r}")
+        if correction.language is not None and correction.language not in LANGUAGES:
+            raise CorrectionError(f"language must be one of {list(LANGUAGES)}", code="unknown_language")
+        if correction.region is not None and not re.fullmatch(REGION_PATTERN, correction.region):
+            raise CorrectionError("region must be a region code such as id, de or us-sf", code="unknown_region")
         if len(photo) > self.max_bytes:
             raise CorrectionError(f"the photo is over the {self.max_bytes:,}-byte limit", code="too_large_upload")
         jpeg = _as_jpeg(photo)  # an ImageError for anything that is not a usable image
         sha1 = hashlib.sha1(photo).hexdigest()
         relative = f"{folder_of(correction.chosen)}/{sha1}.jpg"
         with self._locked():
+            log = self.folder / LOG_NAME
+            if log.is_file() and log.stat().st_size >= self.max_photos * LOG_BYTES_PER_PHOTO:
+                raise CorrectionError("the corrections log is at its size limit", code="corrections_full")
             existing = self._copies(sha1)
             if not existing and self.count() >= self.max_photos:
                 raise CorrectionError(  # no path: this message reaches API clients

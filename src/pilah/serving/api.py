@@ -311,16 +311,21 @@ def create_app(config: ServiceConfig | None = None, load_in_background: bool = T
         "/v1/feedback", response_model=FeedbackBody, status_code=201, responses=FEEDBACK_ERRORS, tags=["feedback"]
     )
     async def feedback(
-        label: Annotated[str, Form(description="the right class, or `none` when the photo fits no class")],
+        label: Annotated[str, Form(max_length=32, description="the right class, or `none` when it fits no class")],
         file: Annotated[UploadFile | None, File(description="the photo (or give prediction_id)")] = None,
-        prediction_id: Annotated[str | None, Form(description="the `id` of a recent /v1/predict answer")] = None,
-        region: Annotated[str | None, Form(description="where the user lives, kept with the record")] = None,
-        language: Annotated[str | None, Form(description="the user's language, kept with the record")] = None,
+        prediction_id: Annotated[
+            str | None, Form(max_length=64, description="the `id` of a recent /v1/predict answer")
+        ] = None,
+        region: Annotated[
+            str | None, Form(max_length=12, description="a region code (GET /v1/regions), kept with the record")
+        ] = None,
+        language: Annotated[str | None, Form(max_length=2, description="id or en, kept with the record")] = None,
     ):
         """Say what a photo really shows. With `pilah serve --corrections DIR`, the photo (re-encoded as JPEG, its
         metadata dropped) goes to `DIR/<class>/<sha1>.jpg` and a record to `DIR/corrections.jsonl`, ready to
         train on (`pilah train --data DATA --data DIR`); otherwise 404 `feedback_disabled`."""
         store = service.require_store()
+        check_advice(region, language or "en")  # a known region and language, or none: every field is bounded
         if (file is None) == (prediction_id is None):
             raise ApiError(422, "invalid_request", "send either the photo (file) or a prediction_id, not both")
         if label not in (*store.classes, NONE_CLASS):
