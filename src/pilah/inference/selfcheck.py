@@ -12,7 +12,7 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,8 +21,17 @@ from pilah.errors import UsageError
 from pilah.images import load_rgb
 from pilah.resources import examples_dir
 
-if TYPE_CHECKING:
-    from pilah.inference.predictor import Predictor
+
+class Checked(Protocol):
+    """What the self-check needs of a loaded model (`Predictor` is one): its runtime's name, its input size, and
+    its answers (calibrated probabilities and novelty) for a batch; and whether it scores novelty at all."""
+
+    runtime: str
+    image_size: int
+    open_set: Any
+
+    def answers(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
 
 # A runtime agrees with the reference when every photo keeps its top-1 class and no probability moves by more
 # than this. Legitimate int8 quantization moved them by at most 0.106 on the reference photos (README,
@@ -68,7 +77,7 @@ class CheckResult:
         return asdict(self)
 
 
-def reference(predictor: Predictor, folder: Path | None = None) -> dict[str, Any]:
+def reference(predictor: Checked, folder: Path | None = None) -> dict[str, Any]:
     """The card's `self_check` block: the predictor's answers on the example photos it is sure of."""
     paths = sorted((folder or examples_dir()).glob("*.jpg"))
     probabilities, novelty = predictor.answers(np.stack([load_rgb(p, predictor.image_size) for p in paths]))
@@ -88,7 +97,7 @@ def reference(predictor: Predictor, folder: Path | None = None) -> dict[str, Any
     return {"reference": f"{predictor.runtime}; {hardware.describe()}", "tolerance": TOLERANCE, "photos": photos}
 
 
-def check(predictor: Predictor, block: dict[str, Any] | None, folder: Path | None = None) -> CheckResult:
+def check(predictor: Checked, block: dict[str, Any] | None, folder: Path | None = None) -> CheckResult:
     """Run the reference photos through the predictor's current runtime and compare with the card."""
     result = CheckResult(runtime=predictor.runtime, passed=None)
     if not block or not block.get("photos"):
