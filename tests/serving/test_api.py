@@ -111,6 +111,10 @@ def test_each_bad_upload_gets_its_documented_error_and_the_server_stays_up(api, 
 
 
 def test_request_errors(api):
+    for route in ("/v1/predict?lang=fr", "/v1/predict/batch?region=id&lang=fr"):
+        field = "file" if route.startswith("/v1/predict?") else "files"
+        language = api.post(route, files={field: photo("battery.jpg")})
+        assert (language.status_code, language.json()["code"]) == (422, "unknown_language")
     wrong_field = api.post("/v1/predict", files={"image": photo("battery.jpg")})
     assert (wrong_field.status_code, wrong_field.json()["code"]) == (422, "missing_file")
     no_body = api.post("/v1/predict")
