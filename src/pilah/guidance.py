@@ -116,19 +116,9 @@ class Pack(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> Pack:
-        problems = []
+        problems = _structure_problems(self.model_dump())
         streams = list(self.streams)
-        missing = [c for c in CLASSES if c not in self.classes]
-        unknown = [c for c in self.classes if c not in CLASSES]
-        if missing:
-            problems.append(f"classes: missing {', '.join(missing)}")
-        if unknown:
-            problems.append(f"classes: unknown {', '.join(unknown)} (the model's classes: {', '.join(CLASSES)})")
         for label, rule in self.classes.items():
-            if rule.stream not in self.streams:
-                problems.append(
-                    f"classes.{label}.stream: {rule.stream!r} is not one of the streams {list(self.streams)}"
-                )
             for language in self.languages:
                 if language not in rule.words:
                     problems.append(f"classes.{label}: no {language!r} words, though the pack's languages list it")
@@ -215,7 +205,27 @@ def read_pack(path: str | Path) -> Pack:
         return Pack.model_validate(data)
     except ValidationError as error:
         lines = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors()]
-        raise GuidanceError(f"{path}: {error.error_count()} problem(s)\n" + "\n".join(lines)) from error
+        lines += [f"  {problem}" for problem in _structure_problems(data) if not any(problem in x for x in lines)]
+        raise GuidanceError(f"{path}: {len(lines)} problem(s)\n" + "\n".join(lines)) from error
+
+
+def _structure_problems(data: object) -> list[str]:
+    """The classes against the model's and each class's stream against the pack's streams, on the plain data: the
+    pack's own check, and what `pilah guidance check` still names when a field is wrong and pydantic stops before
+    the pack-wide rules, so that every problem is named at once."""
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
+        return []
+    classes, streams = data["classes"], data.get("streams") if isinstance(data.get("streams"), dict) else {}
+    missing = [c for c in CLASSES if c not in classes]
+    unknown = [c for c in classes if c not in CLASSES]
+    problems = [f"classes: missing {', '.join(missing)}"] if missing else []
+    if unknown:
+        problems.append(f"classes: unknown {', '.join(unknown)} (the model's classes: {', '.join(CLASSES)})")
+    for label, rule in classes.items():
+        stream = rule.get("stream") if isinstance(rule, dict) else None
+        if isinstance(stream, str) and stream not in streams:
+            problems.append(f"classes.{label}.stream: {stream!r} is not one of the streams {list(streams)}")
+    return problems
 
 
 def pack_files() -> dict[str, Path]:

@@ -109,6 +109,8 @@ def test_example_photo_button(monkeypatch, sure_model):
     at.button(key="classify_example").click()
     at.run()
     assert at.session_state["history"][-1].source == "metal.jpg"
+    assert at.session_state["latest"][0].prediction.label == "metal"  # the example was classified, and shown
+    assert "### ♻️ Logam" in [m.value for m in at.markdown]
 
 
 def test_language_switch_translates_everything_and_keeps_history(monkeypatch, sure_model):
@@ -368,6 +370,9 @@ def test_the_address_can_choose_the_region(monkeypatch, sure_model):
     at.query_params["region"] = "us-sf"
     at.run()
     assert at.selectbox(key="region").value == "us-sf"
+    upload(at, "paper.jpg")  # and the advice follows it
+    advice = guidance.advice("paper", "us-sf", "id")
+    assert f":{advice.badge}-badge[{advice.stream_name}] {advice.where[0]}" in [m.value for m in at.markdown]
 
 
 @pytest.mark.parametrize("language", ["id", "en"])

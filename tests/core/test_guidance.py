@@ -68,8 +68,13 @@ def test_pilah_guidance_check_accepts_a_good_pack_and_names_each_problem_of_a_ba
 
     bad = pilah("guidance", "check", write_pack(tmp_path, "de-bad", break_it), check=False)
     assert bad.returncode == 2, bad.stderr
-    for place in ("classes.paper.source.url", "classes.plastic.colour"):
-        assert place in bad.stderr
+    for problem in (  # all four, though pydantic stops before the pack-wide rules on the first two
+        "classes.paper.source.url",
+        "classes.plastic.colour",
+        "classes: missing shoes",
+        "classes.metal.stream: 'metal-bin' is not one of the streams",
+    ):
+        assert problem in bad.stderr, (problem, bad.stderr)
     broken_yaml = tmp_path / "x.yaml"
     broken_yaml.write_text("region: x\nclasses: [unclosed\n")
     result = pilah("guidance", "check", broken_yaml, check=False)

@@ -118,8 +118,9 @@ def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp
     model = keras.saving.load_model(tmp_path / "tiny.keras")
     assert getattr(model, "optimizer", None) is None  # shipped without optimiser state
     result = pilah("evaluate", trained_run, "--model", tmp_path / "tiny.keras")
-    assert "test macro-F1" in result.stdout
-    assert json.loads((trained_run / "metrics.json").read_text())["splits"] == card["metrics"]["splits"]
+    again = json.loads((trained_run / "metrics.json").read_text())
+    assert f"test macro-F1 {again['test']['macro_f1']:.4f}; temperature {again['temperature']:.3f}" in result.stdout
+    assert again["splits"] == card["metrics"]["splits"]
 
 
 def test_evaluate_with_flip_tta_is_recorded_and_followed_by_the_predictor(trained_run: Path, tmp_path: Path):

@@ -166,6 +166,7 @@ def _check_resumed(out: Path) -> None:
     assert "resuming" in result.stderr + result.stdout
     after = read_history(out / "history.csv")
     assert [row["epoch"] for row in after] == [1, 2, 3]
+    assert after[:done] == before  # the epochs done before the interruption were kept, not trained again
     assert after[:done] == before  # the finished epochs are kept as they were
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["finished"]
