@@ -280,10 +280,10 @@ def render_lookalike_question(outcome: Outcome, t: dict, language: str, region: 
     for group in guidance.advice(p.label, region, language).exceptions:
         label = f"{lookalike_items(group.items)}? → {group.icon} {group.stream_name}"
         if st.button(label, key=f"lookalike-{outcome.id}-{group.stream}", width="stretch"):
-            choose_lookalike(outcome, group, t)
+            choose_lookalike(outcome, group)
 
 
-def choose_lookalike(outcome: Outcome, group: guidance.LookalikeAdvice, t: dict) -> None:
+def choose_lookalike(outcome: Outcome, group: guidance.LookalikeAdvice) -> None:
     outcome.lookalike = group.stream
     answer = f"{lookalike_items(group.items)} → {group.stream_name}"
     st.session_state.history = [
