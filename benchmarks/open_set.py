@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from pilah.config import EvalConfig
+from pilah.evaluation.card import outputs_of
 from pilah.evaluation.evaluate import scored_rows
 from pilah.evaluation.open_set import choose_bank, refusal_threshold
 from pilah.hardware import describe
-from pilah.images import load_rgb
 from pilah.inference.calibration import GRADES, grade_answers
 from pilah.inference.export import card_path
 from pilah.inference.open_set import knn_novelty
@@ -144,17 +144,6 @@ def shipped_grades(predictor: Predictor, run: Run, nonwaste: list[Path]) -> None
             sure_or_likely = percent(np.mean(np.isin(grades, ["sure", "likely"])))
             rows.append([name, rule, str(len(paths)), *shares, sure_or_likely, wrong])
     table(["photos", "grading", "n", *GRADES, "sure or likely", "recyclable 'sure' wrong"], rows)
-
-
-def outputs_of(predictor: Predictor, paths: list[Path], batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and pooled features of each image."""
-    probs, features = [], []
-    for start in range(0, len(paths), batch):
-        images = [load_rgb(path, predictor.image_size) for path in paths[start : start + batch]]
-        p, f = predictor.outputs(np.stack(images))
-        probs.append(p)
-        features.append(f)
-    return np.concatenate(probs), np.concatenate(features)
 
 
 def mahalanobis(train: np.ndarray, labels: np.ndarray, shrink: float = 1e-3):

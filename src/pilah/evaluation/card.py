@@ -236,10 +236,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {int(s['support'])} |")
     if card.get("open_set"):
         block = card["open_set"]
-        lines += [
-            "",
-            "## Photos it was never taught",
-            "",
+        lines += _section(
+            "Photos it was never taught",
             f'A photo is graded *unfamiliar* ("not household waste Pilah knows") when its novelty is above '
             f"{block['threshold']:.4f}: one minus the cosine similarity of its features at layer `{block['layer']}` "
             f"(averaged over the image) to the k-th nearest (k = {block['k']}) of {block['bank_photos']:,} training "
@@ -249,19 +247,22 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"{block['validation']['refused'] * 100:.2f} % were refused. Above {block['typical_up_to']:.4f} (at most "
             f"{block['atypical_aim'] * 100:g} % of validation photos; {block['validation']['atypical'] * 100:.2f} % "
             "there) a photo is less typical than most, and its answer is at most one of two, never sure or likely.",
-        ]
+        )
     if card.get("self_check"):
         check = card["self_check"]
-        lines += [
-            "",
-            "## Self-check",
-            "",
+        lines += _section(
+            "Self-check",
             f"Every runtime that loads this model must give its answers on {len(check['photos'])} reference photos "
             f"(the bundled examples it is sure of): the same top class, each probability within "
             f"{check['tolerance']:g}. Reference: {check['reference']}.",
-        ]
+        )
     lines += ["", "## Known limits", "", *[f"- {limit}" for limit in card["limits"]], ""]
     return "\n".join(lines)
+
+
+def _section(title: str, text: str) -> list[str]:
+    """A second-level section of the Markdown card: its heading and one paragraph."""
+    return ["", f"## {title}", "", text]
 
 
 def _minutes(seconds: float | None) -> str:
@@ -293,14 +294,16 @@ def card_of(model: Path) -> Path:
     return card_path(model) if model.suffix != ".keras" else model.with_suffix(".json")
 
 
-def features_of(predictor: Predictor, paths: list[Path], batch_size: int) -> np.ndarray:
-    """The pooled open-set features of each image, as the predictor's runtime computes them (flip-averaged when
-    its card says so)."""
-    chunks = []
+def outputs_of(predictor: Predictor, paths: list[Path], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's calibrated probabilities and pooled open-set features, as the predictor's runtime computes them
+    (flip-averaged when its card says so)."""
+    probs, features = [], []
     for start in range(0, len(paths), batch_size):
         batch = np.stack([load_rgb(path, predictor.image_size) for path in paths[start : start + batch_size]])
-        chunks.append(predictor.outputs(batch)[1])
-    return np.concatenate(chunks)
+        p, f = predictor.outputs(batch)
+        probs.append(p)
+        features.append(f)
+    return np.concatenate(probs), np.concatenate(features)
 
 
 def add_to_models(run: Run, models: list[Path]) -> dict[str, Any]:
@@ -322,8 +325,8 @@ def add_to_models(run: Run, models: list[Path]) -> dict[str, Any]:
     fitting = Predictor(models[0], self_check=False, embedding=layer)
     train_rows = scored_rows(run, "train")
     labels = np.array([run.classes.index(row.label) for row in train_rows])
-    train = features_of(fitting, run.image_paths(train_rows), cfg.batch_size)
-    val = features_of(fitting, run.image_paths(run.split_rows("val")), cfg.batch_size)
+    _, train = outputs_of(fitting, run.image_paths(train_rows), cfg.batch_size)
+    _, val = outputs_of(fitting, run.image_paths(run.split_rows("val")), cfg.batch_size)
     block, bank = open_set.fit(train, labels, val, layer, cfg, run.config.data.seed)
     block["fitted_with"] = fitting.runtime
     reference = next((model for model in models if model.suffix == ".keras"), models[0])
