@@ -1,7 +1,8 @@
 """One error base for everything Pilah reports to people.
 
-Each error has a stable `code`: the CLI maps it to an exit status, the API to an HTTP status and a JSON body,
-the app to a message in the user's language. Nothing parses error text.
+Each error has a stable `code`: the CLI maps it to an exit status, the API to an HTTP status and a JSON body, the
+app to a message in the user's language. Nothing parses error text. Every error class takes `(message, code, ...)`
+in that order.
 """
 
 from __future__ import annotations
@@ -106,6 +107,6 @@ def image_http_status(code: str) -> int:
 class ImageError(PilahError):
     """An input that is not an image Pilah can classify; `code` says why (`empty`, `corrupt`, `too_large`, ...)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, message: str, code: str) -> None:
         super().__init__(message, code)
         self.http_status = image_http_status(code)

@@ -35,7 +35,7 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         return _from_array(source)
     data = _read_bytes(source)
     if not data:
-        raise ImageError("empty", "the file is empty (0 bytes)")
+        raise ImageError("the file is empty (0 bytes)", "empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit comes next
@@ -43,10 +43,7 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         with image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(
-                    "too_large",
-                    f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels",
-                )
+                raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels", "too_large")
             image.seek(0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -55,17 +52,17 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     except Image.DecompressionBombError as error:  # Pillow's own guard, above any sensible `max_pixels`: same words
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels[1]):,} pixels" if pixels else "the image"
-        raise ImageError("too_large", f"{size} is over the limit of {max_pixels:,} pixels") from error
+        raise ImageError(f"{size} is over the limit of {max_pixels:,} pixels", "too_large") from error
     except UnidentifiedImageError as error:
         if _is_heif(data):
             raise ImageError(
-                "unsupported",
                 "a HEIC/HEIF/AVIF photo, which this installation cannot decode; "
                 "install pillow-heif or save the photo as JPEG",
+                "unsupported",
             ) from error
-        raise ImageError("not_an_image", "not an image Pillow can decode (unknown or unsupported format)") from error
+        raise ImageError("not an image Pillow can decode (unknown or unsupported format)", "not_an_image") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageError("corrupt", f"corrupt or truncated image: {error}") from error
+        raise ImageError(f"corrupt or truncated image: {error}", "corrupt") from error
 
 
 def load_rgb(source: ImageSource, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -76,11 +73,10 @@ def load_rgb(source: ImageSource, size: int, max_pixels: int = DEFAULT_MAX_PIXEL
 def to_array(image: Image.Image, size: int) -> np.ndarray:
     width, height = image.size
     if min(width, height) < MIN_SIDE:
-        raise ImageError("too_small", f"{width}x{height} pixels is too small (minimum side {MIN_SIDE} px)")
+        raise ImageError(f"{width}x{height} pixels is too small (minimum side {MIN_SIDE} px)", "too_small")
     if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
         raise ImageError(
-            "bad_aspect_ratio",
-            f"{width}x{height} is stretched beyond {MAX_ASPECT_RATIO:g}:1; crop to the object first",
+            f"{width}x{height} is stretched beyond {MAX_ASPECT_RATIO:g}:1; crop to the object first", "bad_aspect_ratio"
         )
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
@@ -133,9 +129,9 @@ def _read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
         try:
             return Path(source).read_bytes()
         except FileNotFoundError as error:
-            raise ImageError("missing", f"no such file: {source}") from error
+            raise ImageError(f"no such file: {source}", "missing") from error
         except IsADirectoryError as error:
-            raise ImageError("not_a_file", f"a folder, not an image file: {source}") from error
+            raise ImageError(f"a folder, not an image file: {source}", "not_a_file") from error
     return source.read()
 
 
@@ -157,7 +153,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ImageError("bad_array", f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {array.shape}")
+        raise ImageError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {array.shape}", "bad_array")
     if array.dtype != np.uint8:
         if np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0:
             array = array * 255.0

@@ -9,7 +9,6 @@ the newest upload), details fold below it.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,12 +22,12 @@ import streamlit as st
 
 from pilah import guidance
 from pilah.app import history, words
-from pilah.app.settings import CORRECTIONS_ENV, REGION_ENV
+from pilah.app.settings import AppSettings
 from pilah.app.words import percent
 from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
 from pilah.errors import CorrectionError, ImageError, ModelNotFoundError, SelfCheckError
 from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image, to_array
-from pilah.inference.predictor import MODEL_ENV, Prediction, Predictor
+from pilah.inference.predictor import Prediction, Predictor
 from pilah.inference.runtimes import keras_installed, source_model
 from pilah.resources import examples_dir
 
@@ -93,7 +92,7 @@ def load_store(folder: str, classes: tuple[str, ...]) -> CorrectionStore:
 
 def correction_store(predictor: Predictor) -> CorrectionStore | None:
     """Where corrections go: only when `pilah app --corrections DIR` said so."""
-    folder = os.environ.get(CORRECTIONS_ENV)
+    folder = AppSettings().corrections
     return load_store(folder, tuple(predictor.classes)) if folder else None
 
 
@@ -142,7 +141,7 @@ def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outc
 
 def first_region() -> str:
     """`?region=` in the address, else `pilah app --region`, else the default; unknown names are ignored."""
-    for region in (st.query_params.get("region"), os.environ.get(REGION_ENV)):
+    for region in (st.query_params.get("region"), AppSettings().region):
         if region in guidance.regions():
             return region
     return guidance.DEFAULT_REGION
@@ -378,8 +377,8 @@ def keep_correction(
         predicted=p.label,
         confidence=p.confidence,
         chosen=chosen,
-        model_name=predictor.metadata.get("name", predictor.model_path.stem),
-        model_version=str(predictor.metadata.get("pilah_version", "?")),
+        model_name=predictor.name,
+        model_version=predictor.version,
         language=language,
         region=st.session_state.region,
     )
@@ -526,7 +525,7 @@ def main() -> None:
     results = st.container()
     try:
         with st.spinner(t["model_loading"]):
-            predictor = load_predictor(os.environ.get(MODEL_ENV))
+            predictor = load_predictor(AppSettings().model)
     except (ModelNotFoundError, SelfCheckError) as error:  # no model, or none of its runtimes is right here
         st.error(t["model_unusable"].format(error=error))
         st.stop()

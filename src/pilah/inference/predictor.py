@@ -158,6 +158,16 @@ class Predictor:
     def runtime(self) -> str:
         return self.runner.description
 
+    @property
+    def name(self) -> str:
+        """The model's name for people and records: the card's, else the file's stem."""
+        return str(self.metadata.get("name", self.model_path.stem))
+
+    @property
+    def version(self) -> str:
+        """The Pilah version that made the model ("?" for a run's model without a card)."""
+        return str(self.metadata.get("pilah_version", "?"))
+
     def _load_runtime(self, self_check: bool) -> selfcheck.CheckResult:
         """The first runtime that gives the card's reference answers on this processor; a loud warning for each
         one that does not, and `SelfCheckError` when none does."""

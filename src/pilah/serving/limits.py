@@ -1,36 +1,23 @@
-"""The size checks on request bodies and the JSON form of every error the API answers."""
+"""The size checks on requests: query strings, bodies and each uploaded file."""
 
 from __future__ import annotations
 
 from fastapi import UploadFile
-from fastapi.responses import JSONResponse
 
-from pilah.errors import PilahError
-
-
-class ApiError(PilahError):
-    """An error answered as JSON `{"code": ..., "message": ...}` with its HTTP status (and headers)."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message, code)
-        self.http_status, self.headers = status, headers
-
-
-def error_response(error: PilahError) -> JSONResponse:
-    return JSONResponse(
-        {"code": error.code, "message": error.message}, error.http_status, headers=getattr(error, "headers", None)
-    )
+from pilah.serving.errors import ApiError, error_response
+from pilah.serving.settings import MAX_QUERY_BYTES
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise ApiError(413, "too_large_upload", f"{upload.filename or 'the file'} is over the {limit:,}-byte limit")
+        raise ApiError(f"{upload.filename or 'the file'} is over the {limit:,}-byte limit", "too_large_upload", 413)
     return data
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit (413) before they are parsed or kept in memory."""
+    """Refuse request bodies over the limit (413), and query strings no route needs (414), before they are parsed
+    or kept in memory."""
 
     def __init__(self, app, limit_for) -> None:
         self.app, self.limit_for = app, limit_for
@@ -38,6 +25,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            error = ApiError(f"the query string is over {MAX_QUERY_BYTES:,} bytes", "query_too_long", 414)
+            return await error_response(error)(scope, receive, send)
         limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -73,4 +63,4 @@ class BodyLimit:
 
 
 def body_too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large_upload", f"the request body is over the {limit:,}-byte limit")
+    return ApiError(f"the request body is over the {limit:,}-byte limit", "too_large_upload", 413)

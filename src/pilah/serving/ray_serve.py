@@ -3,16 +3,20 @@
 The same FastAPI app as `pilah serve` (routes, limits, errors, OpenAPI schema) becomes a Ray Serve deployment
 of N replicas behind Serve's HTTP proxy; each replica loads the model once (and checks it on its processor) and
 keeps the app's own dynamic batching and admission control. Serve restarts a replica that dies and routes
-around it meanwhile. docs/scaling.md has the autoscaling settings.
+around it meanwhile. Recent predictions (for feedback by id) live in one actor that every replica shares, so an id
+works whichever replica the feedback reaches. docs/scaling.md has the autoscaling settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 from pilah.inference.runtimes import THREADS_ENV
 from pilah.serving.api import create_app
+from pilah.serving.service import RAY_NAMESPACE, RecentPredictions
 from pilah.serving.settings import ServiceConfig
 
 HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is alive
@@ -21,6 +25,9 @@ HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is ali
 # as long as `serve.start` waits (60 s); a cluster keeps its own setting.
 PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
 PROXY_READY_TIMEOUT_S = 60
+SHARED_RECENT_NAME = "pilah-recent-predictions"
+SHUTDOWN_WAIT_S = 15  # how long Serve and Ray get to shut down gracefully
+STOP_GRACE_S = 5  # how long Ray's own processes then get to exit before they are killed
 
 
 def deployment(config: ServiceConfig, replicas: int, autoscaling: dict[str, Any] | None = None, threads: int = 0):
@@ -69,11 +76,15 @@ def serve_on_ray(
     from ray import serve
 
     if address:
-        ray.init(address=address, log_to_driver=False)
-    else:  # one logical CPU per replica, and one for Serve's controller and proxy
+        ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False)
+    else:  # one logical CPU per replica, one for Serve's controller and proxy, one for the shared predictions
         os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_TIMEOUT_S))  # the controller inherits it
-        ray.init(num_cpus=replicas + 1, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=replicas + 2, namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False)
     try:
+        if config.corrections:  # owned by this driver (its handle lives until return): it goes when `pilah serve` does
+            recent = ray.remote(num_cpus=0)(RecentPredictions).options(name=SHARED_RECENT_NAME)
+            _recent_actor = recent.remote(config.recent_predictions, int(config.recent_megabytes * 1024 * 1024))
+            config = config.model_copy(update={"shared_recent": SHARED_RECENT_NAME})
         serve.start(http_options={"host": host, "port": port})
         scaling = autoscaling(config, replicas, max_replicas)
         count = f"{replicas}-{max_replicas}" if scaling else str(replicas)
@@ -82,5 +93,34 @@ def serve_on_ray(
         app = deployment(config, replicas, scaling, threads)
         serve.run(app, name="pilah", route_prefix="/", blocking=True)
     finally:  # Ctrl-C or `kill`: the replicas, and a Ray started here, go too
-        serve.shutdown()
-        ray.shutdown()
+        ray_processes = [] if address else _descendants()
+        _within(SHUTDOWN_WAIT_S, serve.shutdown, ray.shutdown)  # a replica being replaced can hold it up for ever
+        _stop_all(ray_processes)
+
+
+def _within(seconds: float, *steps) -> None:
+    """Run the steps in a daemon thread, waiting at most `seconds`: what does not finish is left to `_stop_all`."""
+    worker = threading.Thread(target=lambda: [step() for step in steps], name="ray-shutdown", daemon=True)
+    worker.start()
+    worker.join(seconds)
+
+
+def _descendants() -> list:
+    import psutil
+
+    return psutil.Process().children(recursive=True)
+
+
+def _stop_all(processes: list) -> None:
+    """Ray's agents (DashboardAgent, RuntimeEnvAgent) ignore SIGTERM and outlive `ray.shutdown()`: a Ray started
+    here is stopped whole, the stragglers killed after a grace period."""
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_S)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=STOP_GRACE_S)
