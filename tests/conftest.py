@@ -56,10 +56,11 @@ def needs_shared(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (only on the developers' machines)")
 
 
-def pilah(*args: str | Path, cwd: Path | None = None, check: bool = True, timeout: float = 600):
-    """Run the real `pilah` command in a fresh process."""
+def pilah(*args: str | Path, cwd: Path | None = None, check: bool = True, timeout: float = 600, input: str = ""):
+    """Run the real `pilah` command in a fresh process (`input` on its standard input)."""
     result = subprocess.run(
         [sys.executable, "-m", "pilah.cli", *map(str, args)],
+        input=input,
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -45,6 +45,8 @@ def load_config(args: argparse.Namespace) -> Config:
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if getattr(args, "all_corrections", False):
+        overrides.append("data.corrections=all")
     return config.override(overrides)
 
 
@@ -340,22 +342,72 @@ def cmd_guidance_list(args: argparse.Namespace) -> int:
 def cmd_data_corrections(args: argparse.Namespace) -> int:
     from pilah.data.corrections import folder_of, summarise
 
-    summary = summarise(args.dir)
+    if args.first == "review":
+        if not args.dir:
+            raise UsageError("pilah data corrections review DIR: name the corrections folder")
+        return _review_corrections(args)
+    if args.dir:
+        raise UsageError(f"pilah data corrections takes one folder, or `review DIR` (got {args.first!r})")
+    folder = args.first
+    summary = summarise(folder)
     if not summary.records:
-        print(f"no corrections in {args.dir}")
+        print(f"no corrections in {folder}")
         return EXIT_OK
     wrong = sum(row["wrong"] for row in summary.per_class.values())
-    print(f"{summary.records} answers from users in {args.dir}: the model was wrong {wrong} times")
+    print(f"{summary.records} answers from users in {folder}: the model was wrong {wrong} times")
     rows = [
         [label, str(row["answers"]), str(row["right"]), str(row["wrong"]), str(summary.photos.get(folder_of(label), 0))]
         for label, row in summary.per_class.items()
     ]
     print(_format_table(["class (users' answer)", "answers", "model right", "model wrong", "photos kept"], rows))
+    print("\nreviews: " + ", ".join(f"{count} {state}" for state, count in summary.reviews.items()))
     if summary.confusions:
         print("\nconfusions (the model said -> users said):")
         for predicted, chosen, count in summary.confusions:
             print(f"  {predicted} -> {chosen}: {count}")
     return EXIT_OK
+
+
+REVIEW_KEYS = {"a": "accepted", "r": "rejected"}
+
+
+def _review_corrections(args: argparse.Namespace) -> int:
+    """Decisions from flags, else one question per pending photo on standard input (a, r, l CLASS, s, q)."""
+    from collections import Counter
+
+    from pilah.data.corrections import PENDING, CorrectionStore, review_states
+    from pilah.inference.predictor import model_metadata
+
+    classes = model_metadata(_model_file(args.model))["classes"]
+    store = CorrectionStore(args.dir, classes)
+    decisions = [(sha1, "accepted", None) for sha1 in args.accept] + [(sha1, "rejected", None) for sha1 in args.reject]
+    for item in args.relabel:
+        sha1, _, label = item.partition("=")
+        decisions.append((sha1, "accepted", label or None))
+    if not decisions:
+        decisions = _ask_decisions({k: v for k, v in review_states(args.dir).items() if v.state == PENDING})
+    for sha1, decision, label in decisions:
+        record = store.review(sha1, decision, label)
+        print(f"{sha1[:12]}  {record['decision']} as {record['label']}")
+    states = review_states(args.dir).values()
+    counts = Counter(s.state for s in states)
+    print(f"{counts['accepted']} accepted, {counts['rejected']} rejected, {counts[PENDING]} pending in {args.dir}")
+    return EXIT_OK
+
+
+def _ask_decisions(pending: dict) -> list[tuple[str, str, str | None]]:
+    decisions = []
+    print(f"{len(pending)} corrections to review: a = accept, r = reject, l CLASS = relabel, s = skip, q = quit")
+    for sha1, state in pending.items():
+        print(f"{state.path}  (the user said {state.label})  [a/r/l CLASS/s/q]? ", end="", flush=True)
+        answer = sys.stdin.readline().strip().split()
+        if not answer or answer[0] == "q":
+            break
+        if answer[0] in REVIEW_KEYS:
+            decisions.append((sha1, REVIEW_KEYS[answer[0]], None))
+        elif answer[0] == "l" and len(answer) == 2:
+            decisions.append((sha1, "accepted", answer[1]))
+    return decisions
 
 
 def _format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -381,23 +433,25 @@ def cmd_app(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from pilah.app.settings import CORRECTIONS_ENV, REGION_ENV
-    from pilah.inference.predictor import MODEL_ENV
+    from pilah.app.settings import AppSettings
 
     model = _model_file(args.model)
+    if args.region:
+        guidance.pack(args.region)  # an unknown region fails here, not in the page
+    settings = AppSettings(
+        model=str(model),
+        corrections=str(Path(args.corrections).resolve()) if args.corrections else None,
+        region=args.region,
+    )
     page = Path(__file__).parent / "app" / "page.py"
     command = [sys.executable, "-m", "streamlit", "run", str(page)]
     command += ["--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(STREAMLIT_MAX_UPLOAD_MB)]
     command += ["--client.toolbarMode", "viewer"]
     print(f"Pilah app on http://{args.host}:{args.port}  (model {model}; Ctrl-C stops it)", flush=True)
-    env = {**os.environ, MODEL_ENV: str(model)}
-    if args.corrections:
-        env[CORRECTIONS_ENV] = str(Path(args.corrections).resolve())
-        print(f"corrections that users agree to share go to {env[CORRECTIONS_ENV]}", flush=True)
-    if args.region:
-        guidance.pack(args.region)
-        env[REGION_ENV] = args.region
+    if settings.corrections:
+        print(f"corrections that users agree to share go to {settings.corrections}", flush=True)
+    env = {**os.environ, **settings.as_environment()}
     child = subprocess.Popen(command, env=env)
     try:
         return child.wait()
@@ -422,16 +476,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pilah.serving.settings import ServiceConfig
+    from pilah.serving.settings import LOOPBACK_HOSTS, ServiceConfig
 
     model = _model_file(args.model)
-    config = ServiceConfig(
-        model=str(model),
-        max_upload_mb=args.max_upload_mb,
-        queue=args.queue,
-        timeout_s=args.timeout,
-        corrections=str(Path(args.corrections).resolve()) if args.corrections else None,
-    )
+    flags = {
+        "model": str(model),
+        "max_upload_mb": args.max_upload_mb,
+        "queue": args.queue,
+        "timeout_s": args.timeout,
+        "corrections": str(Path(args.corrections).resolve()) if args.corrections else None,
+        "feedback_token": args.feedback_token,  # else PILAH_FEEDBACK_TOKEN, which `ps` does not show
+        "allowed_origins": tuple(args.allow_origin or ()) or None,
+        "feedback_per_minute": args.feedback_per_minute,
+    }
+    config = ServiceConfig(**{key: value for key, value in flags.items() if value is not None})
+    if config.corrections and config.feedback_token is None and args.host not in LOOPBACK_HOSTS:
+        raise UsageError(
+            f"--corrections on {args.host} lets the network write to disk: set PILAH_FEEDBACK_TOKEN (or "
+            "--feedback-token) to a secret that clients send as 'Authorization: Bearer <token>'"
+        )
     if args.engine == "ray":
         try:
             from pilah.serving.ray_serve import serve_on_ray
@@ -449,6 +512,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML file of settings, e.g. configs/cpu.yaml (defaults: pilah config)")
+    parser.add_argument(
+        "--all-corrections",
+        action="store_true",
+        help="a corrections folder among the data gives its pending corrections too, not only accepted ones "
+        "(never rejected ones; data.corrections=all)",
+    )
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one config value")
     parser.add_argument("--seed", type=int, help="split seed (data.seed)")
 
@@ -491,8 +560,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="for a final fit: move this share of validation into training (test unchanged; data.refit_fraction)",
     )
-    corrections = data_verbs.add_parser("corrections", help="what users corrected: per class, and the confusions")
-    corrections.add_argument("dir", help="a corrections folder (pilah app/serve --corrections DIR)")
+    corrections = data_verbs.add_parser(
+        "corrections",
+        help="what users corrected (per class, the confusions, the reviews); `review DIR` decides what trains",
+        description="pilah data corrections DIR: a summary. pilah data corrections review DIR: accept, reject or "
+        "relabel each pending correction (asked one by one, or with --accept/--reject/--relabel); the decisions "
+        "go to the log, nothing is deleted, and training takes accepted corrections only (--all-corrections: "
+        "pending ones too).",
+    )
+    corrections.add_argument("first", metavar="DIR | review", help="a corrections folder, or `review`")
+    corrections.add_argument("dir", nargs="?", metavar="DIR", help="with review: the corrections folder")
+    corrections.add_argument("--accept", nargs="+", default=[], metavar="SHA1", help="review: accept these")
+    corrections.add_argument("--reject", nargs="+", default=[], metavar="SHA1", help="review: reject these")
+    corrections.add_argument(
+        "--relabel", nargs="+", default=[], metavar="SHA1=CLASS", help="review: accept these as another class"
+    )
+    corrections.add_argument("--model", help="review: the model whose classes a relabel may name (default: bundled)")
     corrections.set_defaults(func=cmd_data_corrections)
     for verb, func in ((scan, cmd_data_scan), (split, cmd_data_split)):
         verb.add_argument("dirs", nargs="*", metavar="DIR", help="data folders: the first names the classes")
@@ -593,6 +676,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--queue", type=int, default=defaults.queue, help="requests waiting beyond those running")
     serve.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds before a request gets 504")
+    serve.add_argument(
+        "--feedback-token",
+        help="a secret that POST /v1/feedback must carry (Authorization: Bearer ...); required with --corrections "
+        "beyond loopback; PILAH_FEEDBACK_TOKEN sets it without showing it to `ps`",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web site whose pages may call the API, feedback included (CORS), e.g. https://sort.example.org",
+    )
+    serve.add_argument(
+        "--feedback-per-minute",
+        type=int,
+        help=f"feedback requests a client address may send a minute (default {defaults.feedback_per_minute})",
+    )
     serve.add_argument("--engine", default="local", choices=("local", "ray"), help="ray: replicas on Ray Serve")
     serve.add_argument("--replicas", type=int, default=2, help="--engine ray: model replicas (the minimum)")
     serve.add_argument("--max-replicas", type=int, help="--engine ray: autoscale up to this many replicas")

@@ -26,6 +26,9 @@ class DataConfig(Section):
 
     root: str | None = None  # folder-per-class data set; stored so `pilah evaluate` can find the images
     extra_roots: list[str] = Field(default_factory=list)  # more folders with some of root's classes (corrections)
+    # A corrections folder among them gives its reviewed photos only ("accepted"), or those not yet reviewed too
+    # ("all"; never a rejected one). `pilah data corrections review DIR` reviews them.
+    corrections: Literal["accepted", "all"] = "accepted"
     image_size: int = Field(224, ge=32)  # the seed trained at 224x224
     train_fraction: float = Field(0.6, ge=0, le=1)  # the seed's 60/20/20 split
     val_fraction: float = Field(0.2, ge=0, le=1)

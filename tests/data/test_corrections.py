@@ -18,7 +18,9 @@ from pilah.data.corrections import (
     Correction,
     CorrectionStore,
     read_log,
+    review_states,
     summarise,
+    trainable,
 )
 from pilah.data.scan import scan
 from pilah.errors import CorrectionError, ImageError
@@ -55,7 +57,8 @@ def test_the_latest_answer_decides_a_photos_class_and_none_is_kept_apart(tmp_pat
     store.add(photo, said("plastic", "none"))
     assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.glob("*/*.jpg")] == [NONE_FOLDER]
     assert len(read_log(tmp_path)) == 2  # the log keeps both answers
-    store.add((EXAMPLES / "paper.jpg").read_bytes(), said("paper", "paper"))
+    paper = store.add((EXAMPLES / "paper.jpg").read_bytes(), said("paper", "paper"))
+    store.review(paper["sha1"], "accepted")
     assert scan(tmp_path).classes == ["paper"]  # "_none" is no class
 
 
@@ -138,8 +141,10 @@ def test_pilah_data_corrections_summarises_right_wrong_and_confusions(tmp_path):
 def test_photos_of_every_sample_class_are_accepted(tmp_path: Path):
     store = CorrectionStore(tmp_path, sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()))
     for folder in sorted(p for p in SAMPLE.iterdir() if p.is_dir()):
-        store.add(next(folder.glob("*.jpg")).read_bytes(), said("trash", folder.name))
+        record = store.add(next(folder.glob("*.jpg")).read_bytes(), said("trash", folder.name))
+        store.review(record["sha1"], "accepted")
     assert store.count() == 12 and scan(tmp_path).classes == store.classes
+    assert len(scan(tmp_path).images) == 12
 
 
 def test_every_field_is_checked_and_the_log_is_capped_too(tmp_path):
@@ -160,3 +165,54 @@ def test_every_field_is_checked_and_the_log_is_capped_too(tmp_path):
             store.add(photo, said("metal", CLASSES[answers % len(CLASSES)]))
     assert full.value.code == "corrections_full" and full.value.http_status == 507  # ...but the log is bounded
     assert (tmp_path / LOG_NAME).stat().st_size <= 2048 + 1024 and store.count() == 1 and answers > 2
+
+
+def test_a_review_decides_what_trains_and_deletes_nothing(tmp_path):
+    corrections = tmp_path / "corr"
+    store = CorrectionStore(corrections, CLASSES)
+    battery, metal, paper, plastic = (
+        store.add((EXAMPLES / f"{name}.jpg").read_bytes(), said(name, chosen))
+        for name, chosen in [("battery", "battery"), ("metal", "plastic"), ("paper", "paper"), ("plastic", "metal")]
+    )
+    assert trainable(corrections) == {}  # nothing trains before a person has looked
+    assert trainable(corrections, unreviewed=True) == {r["path"]: r["chosen"] for r in (battery, metal, paper, plastic)}
+    store.review(battery["sha1"], "accepted")
+    store.review(metal["sha1"], "rejected")
+    store.review(plastic["sha1"], "accepted", "plastic")  # the user was wrong: relabelled
+    assert trainable(corrections) == {battery["path"]: "battery", plastic["path"]: "plastic"}
+    assert trainable(corrections, unreviewed=True) == {
+        battery["path"]: "battery",
+        paper["path"]: "paper",
+        plastic["path"]: "plastic",
+    }  # never the rejected one
+    assert all((corrections / r["path"]).is_file() for r in (battery, metal, paper, plastic))  # nothing deleted
+    assert len(read_log(corrections)) == 7
+    with pytest.raises(CorrectionError, match="no correction"):
+        store.review("0" * 40, "accepted")
+    with pytest.raises(CorrectionError, match="unknown class"):
+        store.review(paper["sha1"], "accepted", "glass")
+    store.add((EXAMPLES / "battery.jpg").read_bytes(), said("battery", "metal"))  # a user's new answer
+    assert review_states(corrections)[battery["sha1"]].state == "pending"  # must be looked at again
+
+    data = tmp_path / "data"
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        for photo in sorted((SAMPLE / name).glob("*.jpg"))[:2]:
+            (data / name / photo.name).write_bytes(photo.read_bytes())
+    from_corrections = [f for f in scan([data, corrections]).images if f.source == 1]
+    assert [(f.path, f.label) for f in from_corrections] == [(plastic["path"], "plastic")]
+
+
+def test_pilah_data_corrections_review_asks_and_records(tmp_path):
+    store = CorrectionStore(tmp_path, CLASSES)
+    first, second, third = (
+        store.add((EXAMPLES / f"{name}.jpg").read_bytes(), said(name, name)) for name in ("battery", "metal", "paper")
+    )
+    out = pilah("data", "corrections", "review", tmp_path, input="a\nl plastic\nq\n").stdout
+    assert "3 corrections to review" in out and "1 pending" in out
+    states = review_states(tmp_path)
+    assert states[first["sha1"]].state == "accepted" and states[second["sha1"]].label == "plastic"
+    assert states[third["sha1"]].state == "pending"
+    pilah("data", "corrections", "review", tmp_path, "--reject", third["sha1"])
+    assert review_states(tmp_path)[third["sha1"]].state == "rejected"
+    assert "reviews: 0 pending, 2 accepted, 1 rejected" in pilah("data", "corrections", tmp_path).stdout

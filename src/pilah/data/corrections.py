@@ -1,6 +1,8 @@
 """Corrections from users, kept as training data: `DIR/<class>/<sha1>.jpg` plus an append-only `corrections.jsonl`.
 
-The folder is a folder-per-class data set, so `pilah data split` and `pilah train --data DIR` take it as it is
+The folder is a folder-per-class data set that `pilah data split` and `pilah train --data DIR` read through its log:
+a person reviews each correction first (`pilah data corrections review DIR`: accept, reject or relabel, each
+decision appended to the log, nothing deleted), and training takes only accepted ones unless told otherwise
 (photos a user said fit no class go to `_none/`, which a scan skips). Safe by construction: file names come from
 the photo's SHA-1, never from a request; the photo is decoded and re-encoded as JPEG (which also drops its
 metadata, e.g. a phone's GPS position); one lock file serialises writers across threads and processes, so
@@ -34,6 +36,9 @@ LOCK_NAME = ".lock"
 DEFAULT_MAX_PHOTOS = 10_000
 JPEG_QUALITY = 95
 LOG_BYTES_PER_PHOTO = 2048  # the log's cap: answers about photos already kept append records without a new photo
+REVIEW = "review"  # the `kind` of a reviewer's record; a user's correction has none (older logs) or "correction"
+DECISIONS = ("accepted", "rejected")
+PENDING = "pending"
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class Correction:
     language: str | None = None  # the app's language when it was given
     region: str | None = None
     channel: str = "app"  # "app" or "api"
-    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    time: str = field(default_factory=lambda: _now())
 
     @property
     def correct(self) -> bool:
@@ -98,12 +103,31 @@ class CorrectionStore:
                         old.parent.rmdir()
             write_bytes(self.folder / relative, jpeg)
             record = {"path": relative, "sha1": sha1, **asdict(correction), "correct": correction.correct}
-            with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
-                torn = log.tell() > 0 and not _ends_with_newline(self.folder / LOG_NAME)
-                log.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
+            self._append(record)
         return record
+
+    def review(self, sha1: str, decision: str, label: str | None = None) -> dict:
+        """Record a reviewer's decision on a kept photo: accepted (as `label`, when given: a relabel) or rejected.
+        The photo and every earlier record stay; the latest decision counts, until a user corrects it again."""
+        if decision not in DECISIONS:
+            raise CorrectionError(f"decision must be one of {list(DECISIONS)}", code="usage")
+        if label is not None and label not in (*self.classes, NONE_CLASS):
+            raise CorrectionError(f"unknown class {label!r}; one of {self.classes} or {NONE_CLASS!r}")
+        with self._locked():
+            states = review_states(self.folder)
+            if sha1 not in states:
+                raise CorrectionError(f"no correction with sha1 {sha1!r} in this folder", code="unknown_correction")
+            chosen = label or states[sha1].label
+            record = {"kind": REVIEW, "sha1": sha1, "decision": decision, "label": chosen, "time": _now()}
+            self._append(record)
+        return record
+
+    def _append(self, record: dict) -> None:
+        with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
+            torn = log.tell() > 0 and not _ends_with_newline(self.folder / LOG_NAME)
+            log.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
 
     def count(self) -> int:
         return sum(1 for _ in self.folder.glob("*/*.jpg"))
@@ -120,6 +144,10 @@ class CorrectionStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -155,18 +183,56 @@ def read_log(folder: str | Path) -> list[dict]:
     return records
 
 
+def is_correction(record: dict) -> bool:
+    return record.get("kind", "correction") != REVIEW
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """Where a kept photo stands: its file, the class it would be trained as, and the reviewer's decision."""
+
+    path: str  # relative to the folder
+    label: str  # the user's answer, or the reviewer's relabel
+    state: str  # PENDING or one of DECISIONS
+
+
+def review_states(folder: str | Path) -> dict[str, ReviewState]:
+    """Each photo's state, replayed from the log: a user's correction makes it pending again (the photo moved to
+    the new answer's folder), a review decides it."""
+    states: dict[str, ReviewState] = {}
+    for record in read_log(folder):
+        sha1 = record.get("sha1")
+        if is_correction(record):
+            states[sha1] = ReviewState(record["path"], record["chosen"], PENDING)
+        elif sha1 in states and record.get("decision") in DECISIONS:
+            states[sha1] = ReviewState(states[sha1].path, record["label"], record["decision"])
+    return states
+
+
+def trainable(folder: str | Path, unreviewed: bool = False) -> dict[str, str]:
+    """The photos to train on, path -> class: the accepted ones (and, with `unreviewed`, the pending ones too);
+    never a rejected one, nor one whose class is "none"."""
+    wanted = {"accepted", PENDING} if unreviewed else {"accepted"}
+    return {
+        s.path: s.label
+        for s in review_states(folder).values()
+        if s.state in wanted and s.label != NONE_CLASS and (Path(folder) / s.path).is_file()
+    }
+
+
 @dataclass
 class Summary:
     records: int
     photos: dict[str, int]  # photos on disk per folder (class, or NONE_FOLDER)
     per_class: dict[str, dict[str, int]]  # per chosen class: answers, of which the model had right and wrong
     confusions: list[tuple[str, str, int]]  # (predicted, chosen, count), most frequent first, wrong answers only
+    reviews: dict[str, int]  # photos per review state: pending, accepted, rejected
 
 
 def summarise(folder: str | Path) -> Summary:
     """What users said: per class how often the model was right or wrong, and the pairs it confused."""
     folder = Path(folder)
-    records = read_log(folder)
+    records = [r for r in read_log(folder) if is_correction(r)]
     per_class: dict[str, dict[str, int]] = {}
     for r in records:
         row = per_class.setdefault(r["chosen"], {"answers": 0, "right": 0, "wrong": 0})
@@ -179,4 +245,5 @@ def summarise(folder: str | Path) -> Summary:
         dict(sorted(photos.items())),
         dict(sorted(per_class.items())),
         [(a, b, n) for (a, b), n in pairs.most_common()],
+        {state: Counter(s.state for s in review_states(folder).values())[state] for state in (PENDING, *DECISIONS)},
     )

@@ -5,6 +5,8 @@ data set and users' corrections): the first names the classes, the others may ho
 are grouped across all, so a corrected copy of a test photo lands in the test split too. Files are recognised as
 images by their content, never by their name; a file that is not a usable image is listed, never dropped
 silently. Folders whose name starts with "." or "_" are not classes (corrections keep "none of these" in `_none`).
+A corrections folder (one with a `corrections.jsonl`) gives only the photos its reviewer accepted, with the
+reviewer's class (`data.corrections`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pilah.config import DataConfig
+from pilah.data.corrections import LOG_NAME, trainable
 from pilah.data.duplicates import duplicate_groups, perceptual_hash, thumbnail
 from pilah.errors import DataError, ImageError
 from pilah.images import open_image
@@ -97,6 +100,7 @@ def scan(
     progress: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
     roots = [Path(r) for r in (roots if isinstance(roots, list) else [roots])]
+    config = config or DataConfig()
     classes = list_classes(roots[0])
     jobs = []
     for source, root in enumerate(roots):
@@ -104,6 +108,10 @@ def scan(
         strangers = sorted(set(found) - set(classes))
         if strangers:
             raise DataError(f"{root} has classes that {roots[0]} has not: {', '.join(strangers)}")
+        if (root / LOG_NAME).is_file():  # a corrections folder: what its reviewer accepted, as they labelled it
+            chosen = trainable(root, unreviewed=config.corrections == "all")
+            jobs += [(root, root / path, label, source) for path, label in sorted(chosen.items())]
+            continue
         base = image_root(root)
         jobs += [(root, p, label, source) for label in found for p in sorted((base / label).rglob("*")) if p.is_file()]
     results: list[ScannedFile] = []
@@ -116,7 +124,6 @@ def scan(
     if not images:
         raise DataError(f"no decodable images under {', '.join(map(str, roots))}")
     rejected = [f for f in results if f.error is not None]
-    config = config or DataConfig()
     groups = duplicate_groups(
         [f.sha1 for f in images],
         np.array([f.phash for f in images], dtype=np.uint64),
