@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,14 +27,9 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_missing() -> str | None:
-    """Debian's Chromium, installed with apt (after `apt-get update`) when missing; the reason when it cannot be."""
-    if CHROMIUM.exists():
-        return None
-    if shutil.which("apt-get") is None:
-        return "no /usr/bin/chromium and no apt-get to install it"
-    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
-    result = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True)
-    return None if CHROMIUM.exists() else f"apt-get install chromium failed: {result.stderr[-300:]}"
+    """Why Debian's Chromium cannot be used here, or None. Tests never install it: `.ci/run` does, and a developer
+    runs `apt-get install chromium` once."""
+    return None if CHROMIUM.exists() else f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"
 
 
 def require_chromium() -> None:
@@ -46,6 +40,9 @@ def require_chromium() -> None:
         pytest.fail(f"the browser tests need Chromium: {reason}")
     if reason:
         pytest.skip(reason)
+
+
+PORT_TRIES = 3
 
 
 def free_port() -> int:
@@ -73,17 +70,36 @@ def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
     return start_pilah("app", port, model)
 
 
-def serve_or_fail(verb: str, model: Path | None, *flags: str, health: str = "/_stcore/health", timeout: float = 180):
+def serve_or_fail(
+    verb: str,
+    model: Path | None,
+    *flags: str,
+    health: str = "/_stcore/health",
+    timeout: float = 180,
+    cwd: Path | None = None,
+):
     """`pilah app` or `pilah serve` on a free loopback port, ready within `timeout` s: its URL and process; the
     test fails with the server's output if it does not come up."""
-    port = free_port()
-    process = start_pilah(verb, port, model, *flags)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process, timeout, path=health)
-    except (RuntimeError, TimeoutError) as error:
-        pytest.fail(f"{error}\n{stop(process)}")
-    return url, process
+    command = [sys.executable, "-m", "pilah.cli", verb, *flags, *(["--model", str(model)] if model else [])]
+    return launch_on_free_port(lambda port: [*command, "--port", str(port)], health, timeout, cwd)
+
+
+def launch_on_free_port(command_for, health: str, timeout: float = 180, cwd: Path | None = None):
+    """Start the server that `command_for(port)` runs on a free loopback port: its URL and process, once its health
+    path answers. A port taken between `free_port` and the server's bind (another test process got it first) means
+    another try on another port, never a failure."""
+    for _ in range(PORT_TRIES):
+        port = free_port()
+        process = launch_server(command_for(port), cwd)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_health(url, process, timeout, path=health)
+            return url, process
+        except (RuntimeError, TimeoutError) as error:
+            output = stop(process)
+            if "already in use" not in output.lower():
+                pytest.fail(f"{error}\n{output}")
+    pytest.fail(f"no free port in {PORT_TRIES} tries")
 
 
 def start_pilah(
@@ -170,14 +186,16 @@ def timed_upload(page, selector: str, path: Path, text: str, timeout_ms: int = 1
     return float(page.evaluate("window.__pilahUpload"))
 
 
-def processes_titled(prefix: str) -> list[int]:
-    """PIDs of the processes whose command line starts with `prefix`: Ray titles each worker after its actor."""
+def descendants_titled(pid: int, prefix: str) -> list[int]:
+    """PIDs of the descendants of `pid` whose command line starts with `prefix` (Ray titles each worker after its
+    actor): never a process of another test's, as a search of the whole machine would find."""
+    import psutil
+
     found = []
-    for entry in Path("/proc").iterdir():
+    for child in psutil.Process(pid).children(recursive=True):
         try:
-            title = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+            if " ".join(child.cmdline()).startswith(prefix):
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
             continue
-        if entry.name.isdigit() and title.startswith(prefix):
-            found.append(int(entry.name))
     return found

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import free_port, launch, launch_server, require_chromium, stop, wait_for_health
+from browser import launch, launch_on_free_port, require_chromium, stop
 from conftest import REPO
 from pilah.app import words
 
@@ -37,12 +37,9 @@ def test_fresh_environment_from_requirements_serves_the_app(tmp_path: Path):
         timeout=1200,
     )
     assert install.returncode == 0, install.stderr[-2000:]
-    port = free_port()
-    command = [venv / "bin" / "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
-    server = launch_server([*command, "--server.headless", "true"], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+    command = [venv / "bin" / "streamlit", "run", "streamlit_app.py", "--server.headless", "true"]
+    url, server = launch_on_free_port(lambda port: [*command, "--server.port", str(port)], "/_stcore/health", cwd=REPO)
     try:
-        wait_for_health(url, server)
         require_chromium()
         sync_api = pytest.importorskip("playwright.sync_api")
         with sync_api.sync_playwright() as p:

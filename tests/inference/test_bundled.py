@@ -66,3 +66,31 @@ def test_predict_gets_the_examples_right_with_either_bundled_model(flags: list[s
     for record in records:
         assert record["label"] == Path(record["source"]).stem, record  # file name = true class
         assert len(record["top_k"]) == 3
+
+
+TRAINING_STACK = ("keras", "tensorflow", "tf2onnx", "jax", "torch")
+
+
+def test_the_default_install_predicts_serves_and_runs_the_app_without_keras(tmp_path):
+    """What `pip install pilah` gets (no extras) names no training library, and the default verbs work with every
+    one of them made unimportable in a fresh process."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.lower().startswith(TRAINING_STACK)]
+    script = textwrap.dedent(
+        f"""
+        import sys
+        for name in {TRAINING_STACK!r}:
+            sys.modules[name] = None  # `import keras` now raises ImportError
+        import pilah.serving.api, pilah.app.history
+        from pilah.cli import main
+        status = main(["predict", {str(EXAMPLES)!r}, "--out", {str(tmp_path / "out.csv")!r}])
+        assert not [m for m in sys.modules if m.split(".")[0] in {TRAINING_STACK!r} and sys.modules[m]]
+        sys.exit(status)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(list(EXAMPLES.glob("*.jpg"))) and "onnxruntime" in result.stderr + result.stdout

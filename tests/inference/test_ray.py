@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import processes_titled
+from browser import descendants_titled
 from conftest import INT8_MODEL, SAMPLE, pilah
 from pilah.inference import results
 from pilah.inference.predictor import Predictor, expand_inputs
@@ -76,7 +76,7 @@ def test_ray_gives_the_plain_predictors_rows_and_keeps_bad_files(local_ray, phot
 
 
 def actor_processes() -> list[int]:
-    return processes_titled("ray::MapWorker(MapBatches(PredictActor))")
+    return descendants_titled(os.getpid(), "ray::MapWorker(MapBatches(PredictActor))")
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_no_row_is_lost(local_ray, photos, tmp_path):

@@ -26,7 +26,8 @@ from pilah.errors import SelfCheckError
 from pilah.inference import selfcheck
 from pilah.inference.export import card_path
 from pilah.inference.open_set import bank_path
-from pilah.inference.predictor import Predictor
+from pilah.inference.predictor import Predictor, model_metadata
+from pilah.inference.runtimes import runtime_candidates
 
 pytest.importorskip("onnx", reason="pip install -e '.[export]'")
 from onnx_models import full_int8_range, int8_weights, wrong_on_every_processor
@@ -85,8 +86,9 @@ def test_a_runtime_that_answers_wrong_is_not_served_and_the_keras_model_is(tmp_p
         predictor = Predictor(broken)
     assert predictor.runtime.startswith("keras") and predictor.check.passed
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "pilah" and r.levelno == logging.WARNING]
-    assert "graph optimisation all" in warning and "graph optimisation basic" in warning
-    assert warning.count("FAILED") == 2 and "using keras" in warning
+    order = [warning.index(step) for step in ("graph optimisation all", "graph optimisation basic", "using keras")]
+    assert order == sorted(order)  # the fastest first, the float .keras model last
+    assert warning.count("FAILED") == 2
     assert "onnxruntime" in warning and ("AVX2" in warning or "ASIMD" in warning or "NEON" in warning)
     brown = predictor.predict(EXAMPLES / "brown-glass.jpg")  # not a reference photo: the fallback really serves
     assert brown.label == "brown-glass"
@@ -165,3 +167,18 @@ def test_a_saturating_int8_file_falls_back_to_the_float_path_without_avx512(tmp_
     warning = result.stderr
     assert "graph optimisation all" in warning and "FAILED" in warning and "named differently" in warning
     assert "AVX2" in warning and "AVX512F" not in warning  # the processor the warning names is the emulated one
+
+
+def test_the_fallbacks_come_fastest_first_and_the_keras_model_last(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./models/pilah-xception.keras to find
+    (tmp_path / INT8_MODEL.name).symlink_to(INT8_MODEL)
+    metadata = model_metadata(INT8_MODEL)
+    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, metadata)]
+    assert names == ["onnxruntime (all)", "onnxruntime (basic)"]  # no .keras file beside it, none in ./models
+    (tmp_path / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
+    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, metadata)]
+    assert names == ["onnxruntime (all)", "onnxruntime (basic)", f"keras ({KERAS_MODEL.name})"]
+    assert [name for name, _ in runtime_candidates(tmp_path / "m.tflite", {})] == [
+        "tflite (delegates True)",
+        "tflite (delegates False)",
+    ]

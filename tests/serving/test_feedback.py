@@ -12,6 +12,9 @@ from test_api import photo, serve, stop
 from conftest import SAMPLE
 from pilah import guidance
 from pilah.data.corrections import LOG_NAME
+from pilah.inference.predictor import Prediction
+from pilah.serving.service import RecentPredictions
+from pilah.serving.settings import ServiceConfig
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def corrections(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(corrections):
-    url, process = serve("--corrections", str(corrections), "--max-upload-mb", "1")
+    url, process = serve("--corrections", str(corrections), "--max-upload-mb", "1", "--feedback-per-minute", "1000")
     with httpx.Client(base_url=url, timeout=60) as client:
         yield client
     output = stop(process)
@@ -124,3 +127,40 @@ def test_the_openapi_schema_documents_feedback(api):
     route = schema["paths"]["/v1/feedback"]["post"]
     assert {"201", "404", "413", "415", "422", "507"} <= set(route["responses"])
     assert "region" in {p["name"] for p in schema["paths"]["/v1/predict"]["post"]["parameters"]}
+
+
+def test_the_default_limits_hold_over_http(tmp_path):
+    """10 MB a photo and 10,000 photos in the folder (the defaults `pilah serve` runs with), then 507 whose
+    message names no path."""
+    defaults = ServiceConfig()
+    assert (defaults.max_upload_bytes, defaults.max_corrections) == (10 * 1024 * 1024, 10_000)
+    full = tmp_path / "corrections"
+    (full / "metal").mkdir(parents=True)
+    for index in range(defaults.max_corrections):
+        (full / "metal" / f"{index:040d}.jpg").write_bytes(b"")
+    url, process = serve("--corrections", str(full))
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            just = client.post("/v1/predict", files={"file": ("a.jpg", b"\xff" * defaults.max_upload_bytes)})
+            over = client.post("/v1/predict", files={"file": ("a.jpg", b"\xff" * (defaults.max_upload_bytes + 1))})
+            assert (just.json()["code"], over.json()["code"]) == ("not_an_image", "too_large_upload")
+            answer = client.post("/v1/feedback", files={"file": photo("paper.jpg")}, data={"label": "paper"})
+    finally:
+        stop(process)
+    assert (answer.status_code, answer.json()["code"]) == (507, "corrections_full")
+    assert "10,000" in answer.json()["message"] and str(tmp_path) not in answer.text
+    assert not (full / "paper").exists()
+
+
+def test_recent_predictions_forget_the_oldest_past_256_items_or_256_mb():
+    defaults = ServiceConfig()
+    recent = RecentPredictions(defaults.recent_predictions, int(defaults.recent_megabytes * 1024 * 1024))
+    answer = Prediction(source="a.jpg")
+    keys = [recent.add(b"x", answer) for _ in range(257)]
+    assert recent.get(keys[0]) is None and recent.get(keys[1]) is not None and len(recent.items) == 256
+    hundred_mb = b"\0" * (100 * 1024 * 1024)
+    big = [recent.add(hundred_mb, answer) for _ in range(3)]  # 300 MB: the first big one and every small one go
+    assert recent.get(big[0]) is None and recent.get(big[1]) is not None and recent.get(big[2]) is not None
+    assert len(recent.items) == 2 and recent.bytes == 200 * 1024 * 1024
+    small = recent.add(b"y", answer)  # the bytes were counted back as they left: a small one fits again
+    assert recent.get(small) is not None and recent.get(big[1]) is not None

@@ -1,5 +1,7 @@
-"""`pilah serve --engine ray`: the same API as `pilah serve`, in Ray Serve replicas on loopback; a replica killed
-under load is replaced while requests keep being answered."""
+"""`pilah serve --engine ray`: the same API as `pilah serve`, in Ray Serve replicas on loopback; feedback by id
+works whichever replica it reaches; a replica killed under load is replaced while requests keep being answered;
+nothing of the Ray that `pilah serve` started outlives it. Processes are found among the server's own descendants,
+never by title across the machine (where another test's Ray may run)."""
 
 from __future__ import annotations
 
@@ -10,33 +12,44 @@ import time
 import httpx
 import pytest
 
-from browser import processes_titled, serve_or_fail, stop
+from browser import descendants_titled, serve_or_fail, stop
 from conftest import EXAMPLES, INT8_MODEL
 from pilah.inference.predictor import Predictor
 
 pytest.importorskip("ray.serve", reason="Ray Serve is an extra: pip install 'pilah[ray]' (the dev install has it)")
+psutil = pytest.importorskip("psutil", reason="installed with pilah[ray]")
 REPLICA_TITLE = "ray::ServeReplica:pilah:pilah"
 # Ray starts a dozen processes before the first replica; with the other test worker busy on both cores that
 # took 140 s here (13 s with one core free), so the Ray server gets longer than the plain one to come up.
 RAY_START_TIMEOUT_S = 420
 
 
-def replicas() -> list[int]:
-    return processes_titled(REPLICA_TITLE)
+def family(process) -> list:
+    return psutil.Process(process.pid).children(recursive=True)
+
+
+def replicas(process) -> list[int]:
+    return descendants_titled(process.pid, REPLICA_TITLE)
 
 
 @pytest.fixture(scope="module")
-def ray_api():
-    flags = ("--engine", "ray", "--replicas", "2")
+def ray_server(tmp_path_factory):
+    corrections = tmp_path_factory.mktemp("corrections")
+    flags = ("--engine", "ray", "--replicas", "2", "--corrections", str(corrections), "--feedback-per-minute", "1000")
     url, process = serve_or_fail("serve", None, *flags, health="/readyz", timeout=RAY_START_TIMEOUT_S)
     with httpx.Client(base_url=url, timeout=60) as client:
-        yield client
+        yield client, process
+    ray_processes = family(process)
+    assert len(ray_processes) > len(replicas(process)) >= 2  # Ray's own processes, and the replicas
     output = stop(process)
     assert "Traceback" not in output, output[-3000:]
-    deadline = time.monotonic() + 60  # Ray stops its worker processes a moment after pilah serve exits
-    while replicas() and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not replicas(), "replicas outlived pilah serve by a minute"
+    _, alive = psutil.wait_procs(ray_processes, timeout=30)
+    assert not [(p.pid, p.name()) for p in alive], f"parts of Ray outlived pilah serve:\n{output[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def ray_api(ray_server):
+    return ray_server[0]
 
 
 def contract(schema):
@@ -76,21 +89,30 @@ def test_the_same_routes_errors_and_schema_as_pilah_serve(ray_api):
     assert ray_api.get("/readyz").json()["self_check"]["passed"] is True
 
 
-def test_a_killed_replica_is_replaced_and_requests_keep_being_answered(ray_api):
-    before = replicas()
+def test_feedback_by_id_works_whichever_replica_it_reaches(ray_server):
+    client, process = ray_server
+    assert len(replicas(process)) == 2
+    ids = [predict(client, name).json()["id"] for name in ["battery.jpg", "paper.jpg"] * 10]
+    statuses = [client.post("/v1/feedback", data={"prediction_id": i, "label": "metal"}).status_code for i in ids]
+    assert statuses == [201] * 20
+
+
+def test_a_killed_replica_is_replaced_and_requests_keep_being_answered(ray_server):
+    client, process = ray_server
+    before = replicas(process)
     assert len(before) == 2
     os.kill(before[0], signal.SIGKILL)
     statuses, dropped = [], 0
     for _ in range(30):
         try:
-            statuses.append(predict(ray_api, "battery.jpg").status_code)
+            statuses.append(predict(client, "battery.jpg").status_code)
         except httpx.RemoteProtocolError:  # the request that reached the replica as it died: Serve does not retry it
             dropped += 1
-            statuses.append(predict(ray_api, "battery.jpg").status_code)  # the client's retry
+            statuses.append(predict(client, "battery.jpg").status_code)  # the client's retry
     assert dropped <= 1 and statuses == [200] * 30  # then Serve routes around the dead replica
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (len(replicas()) < 2 or before[0] in replicas()):
+    while time.monotonic() < deadline and (len(replicas(process)) < 2 or before[0] in replicas(process)):
         time.sleep(1)
-    after = replicas()
+    after = replicas(process)
     assert len(after) == 2 and before[0] not in after, after  # a new replica took its place
-    assert predict(ray_api, "metal.jpg").json()["label"] == "metal"
+    assert predict(client, "metal.jpg").json()["label"] == "metal"
