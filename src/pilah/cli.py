@@ -57,7 +57,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_data_scan(args: argparse.Namespace) -> int:
     from pilah.data.scan import scan
-    from pilah.data.split import is_exact, write_groups, write_rejected
+    from pilah.data.split import write_groups, write_rejected
 
     config = load_config(args)
     folders = _data_folders(args)
@@ -66,17 +66,14 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     print(f"\n{len(result.images):,} images in {len(result.classes)} classes under {', '.join(map(str, folders))}")
     _print_folder_counts(folders, result.folder_counts())
     print(_format_table(["class", "images"], [[c, f"{n:,}"] for c, n in counts.items()]))
-    exact = [g for g in result.groups if is_exact(g)]
-    near = [g for g in result.groups if not is_exact(g)]
-    cross = [g for g in result.groups if len({f.label for f in g}) > 1]
-    distinct = len({f.sha1 for f in result.images})
+    copies = result.duplicates()
     rule = f"pHash distance <= {config.data.near_duplicate_distance}, colour difference <= "
     rule += f"{config.data.near_duplicate_color_difference:g}"
     print(
-        f"\nduplicates: {distinct:,} distinct files by content; "
-        f"{len(exact)} groups of exact copies ({sum(map(len, exact))} files), "
-        f"{len(near)} groups with near copies ({sum(map(len, near))} files; {rule}); "
-        f"{len(cross)} groups span two classes"
+        f"\nduplicates: {copies.distinct:,} distinct files by content; "
+        f"{copies.exact_groups} groups of exact copies ({copies.exact_files} files), "
+        f"{copies.near_groups} groups with near copies ({copies.near_files} files; {rule}); "
+        f"{copies.cross_class_groups} groups span two classes"
     )
     print(f"rejected: {len(result.rejected)} files")
     for f in result.rejected:
@@ -274,7 +271,8 @@ def _classified_status(classified: int, inputs: int) -> int:
 
 def _predict_on_ray(args: argparse.Namespace, out: str | None) -> int:
     """`--engine ray`: the same rows, from a pool of Ray actors (docs/scaling.md)."""
-    from pilah.inference.predictor import expand_inputs, model_metadata
+    from pilah.inference.card import read_card
+    from pilah.inference.predictor import expand_inputs
     from pilah.progress import Progress
 
     try:
@@ -300,7 +298,7 @@ def _predict_on_ray(args: argparse.Namespace, out: str | None) -> int:
     progress = Progress("predicting on Ray")
     total = len(sources) if not remote else 0
     started = time.perf_counter()
-    rows = ray_engine.run(job, Path(out), model_metadata(model)["classes"], lambda n: progress(n, max(total, n)))
+    rows = ray_engine.run(job, Path(out), read_card(model).classes, lambda n: progress(n, max(total, n)))
     seconds = time.perf_counter() - started
     print(f"\n{rows:,} rows in {out} ({rows / seconds:.1f} images/s with {args.workers} actors)", file=sys.stderr)
     return EXIT_OK
@@ -376,9 +374,9 @@ def _review_corrections(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from pilah.data.corrections import PENDING, CorrectionStore, review_states
-    from pilah.inference.predictor import model_metadata
+    from pilah.inference.card import read_card
 
-    classes = model_metadata(_model_file(args.model))["classes"]
+    classes = read_card(_model_file(args.model)).classes
     store = CorrectionStore(args.dir, classes)
     decisions = [(sha1, "accepted", None) for sha1 in args.accept] + [(sha1, "rejected", None) for sha1 in args.reject]
     for item in args.relabel:

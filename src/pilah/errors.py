@@ -100,8 +100,9 @@ UNDECODABLE = ("not_an_image", "unsupported")  # image codes for bytes we cannot
 
 
 def image_http_status(code: str) -> int:
-    """415 for bytes that are no image we decode, 422 for an image we refuse (too large, corrupt, ...)."""
-    return 415 if code in UNDECODABLE else 422
+    """415 for bytes that are no image we decode, 413 for a file over the upload limit, 422 for an image we refuse
+    (too many pixels, corrupt, ...)."""
+    return 415 if code in UNDECODABLE else 413 if code == "too_large_upload" else 422
 
 
 class ImageError(PilahError):

@@ -19,6 +19,9 @@ ImageSource = str | Path | bytes | BinaryIO | Image.Image | np.ndarray
 DEFAULT_MAX_PIXELS = 50_000_000
 # The largest photo file the app and the API accept (`pilah serve --max-upload-mb` changes the API's).
 DEFAULT_MAX_UPLOAD_MB = 10
+MEGABYTE = 1024 * 1024
+# Names that say "photo" (a folder's other files are still tried by their bytes); the app's uploader offers these.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif")
 # A photo narrower than this on one side, or stretched beyond this ratio, cannot be a waste photo
 # the model understands; refusing it beats a confident wrong answer.
 MIN_SIDE = 16
@@ -159,3 +162,9 @@ def _from_array(array: np.ndarray) -> Image.Image:
             array = array * 255.0
         array = np.clip(array, 0, 255).round().astype(np.uint8)
     return _to_rgb(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array))
+
+
+def check_upload_size(size: int, limit_bytes: int) -> None:
+    """One rule for an uploaded photo's size, wherever it arrives (the app, the API, a kept correction)."""
+    if size > limit_bytes:
+        raise ImageError(f"the file is over the {limit_bytes:,}-byte limit", "too_large_upload")

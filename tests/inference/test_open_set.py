@@ -61,7 +61,7 @@ def runtime(request) -> Predictor:
         from pilah.inference.runtimes import OnnxRunner
 
         predictor.runner = OnnxRunner(INT8_MODEL, "basic", predictor.open_set.layer)
-        predictor.check = selfcheck.check(predictor, predictor.metadata["self_check"])
+        predictor.check = selfcheck.check(predictor, predictor.card.self_check)
     return predictor
 
 

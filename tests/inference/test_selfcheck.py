@@ -24,9 +24,10 @@ import pytest
 from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah, reference_photos
 from pilah.errors import SelfCheckError
 from pilah.inference import selfcheck
+from pilah.inference.card import ModelCard, read_card
 from pilah.inference.export import card_path
 from pilah.inference.open_set import bank_path
-from pilah.inference.predictor import Predictor, model_metadata
+from pilah.inference.predictor import Predictor
 from pilah.inference.runtimes import runtime_candidates
 
 pytest.importorskip("onnx", reason="pip install -e '.[export]'")
@@ -172,13 +173,13 @@ def test_a_saturating_int8_file_falls_back_to_the_float_path_without_avx512(tmp_
 def test_the_fallbacks_come_fastest_first_and_the_keras_model_last(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./models/pilah-xception.keras to find
     (tmp_path / INT8_MODEL.name).symlink_to(INT8_MODEL)
-    metadata = model_metadata(INT8_MODEL)
-    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, metadata)]
+    card = read_card(INT8_MODEL)
+    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, card)]
     assert names == ["onnxruntime (all)", "onnxruntime (basic)"]  # no .keras file beside it, none in ./models
     (tmp_path / KERAS_MODEL.name).symlink_to(KERAS_MODEL)
-    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, metadata)]
+    names = [name for name, _ in runtime_candidates(tmp_path / INT8_MODEL.name, card)]
     assert names == ["onnxruntime (all)", "onnxruntime (basic)", f"keras ({KERAS_MODEL.name})"]
-    assert [name for name, _ in runtime_candidates(tmp_path / "m.tflite", {})] == [
+    assert [name for name, _ in runtime_candidates(tmp_path / "m.tflite", ModelCard(classes=card.classes))] == [
         "tflite (delegates True)",
         "tflite (delegates False)",
     ]

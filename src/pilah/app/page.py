@@ -26,7 +26,7 @@ from pilah.app.settings import AppSettings
 from pilah.app.words import percent
 from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
 from pilah.errors import CorrectionError, ImageError, ModelNotFoundError, SelfCheckError
-from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image, to_array
+from pilah.images import DEFAULT_MAX_UPLOAD_MB, IMAGE_SUFFIXES, MEGABYTE, check_upload_size, open_image, to_array
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.inference.runtimes import keras_installed, source_model
 from pilah.resources import examples_dir
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pilah.inference.gradcam import GradCam
 
 MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # per file; checked here, so the message is in the chosen language
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif"]
+UPLOAD_TYPES = [suffix.removeprefix(".") for suffix in IMAGE_SUFFIXES]
 EXAMPLES = examples_dir()
 NARROW = "(max-width: 640px)"  # a phone: the history becomes a list
 REGION_WIDTH = 200  # px: the region picker fits beside the language switch on a 390 px phone
@@ -103,19 +103,13 @@ def load_gradcam(keras_path: Path, _predictor: Predictor) -> GradCam:
     sessions never need)."""
     from pilah.inference.gradcam import GradCam
 
-    model = _predictor.model
-    if model is None:
-        import keras
-
-        model = keras.saving.load_model(keras_path, safe_mode=True)
-    return GradCam(model)
+    return GradCam(_predictor.model) if _predictor.model is not None else GradCam.from_file(keras_path)
 
 
 def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outcome:
     """Decode and classify one upload; a bad file becomes an Outcome with an error code."""
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        return Outcome(source, title, error_code="too_large_upload")
     try:
+        check_upload_size(len(data), MAX_UPLOAD_MB * MEGABYTE)
         image = open_image(data, predictor.max_pixels)
         array = to_array(image, predictor.image_size)
     except ImageError as error:
@@ -392,7 +386,7 @@ def keep_correction(
 
 
 def render_gradcam(index: int, outcome: Outcome, t: dict, predictor: Predictor) -> None:
-    keras_path = source_model(predictor.model_path, predictor.metadata)
+    keras_path = source_model(predictor.model_path, predictor.card)
     if keras_path is None:
         return
     if not keras_installed():  # the default install runs the ONNX model only: say how to get the heatmap
@@ -474,7 +468,7 @@ def render_history(t: dict, language: str) -> None:
 
 
 def render_model_info(t: dict, language: str, predictor: Predictor) -> None:
-    card = predictor.metadata
+    card = predictor.card.as_dict()
     with st.expander(t["model_title"]):
         metrics = card.get("metrics")
         if not metrics:

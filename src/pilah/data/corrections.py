@@ -27,7 +27,7 @@ from pathlib import Path
 from pilah.errors import CorrectionError
 from pilah.files import write_bytes
 from pilah.guidance import LANGUAGES, REGION_PATTERN
-from pilah.images import DEFAULT_MAX_UPLOAD_MB, open_image
+from pilah.images import DEFAULT_MAX_UPLOAD_MB, MEGABYTE, check_upload_size, open_image
 
 LOG_NAME = "corrections.jsonl"
 NONE_CLASS = "none"  # "none of these classes": kept apart, in NONE_FOLDER, never trained on as a class
@@ -68,7 +68,7 @@ class CorrectionStore:
         folder: str | Path,
         classes: list[str],
         max_photos: int = DEFAULT_MAX_PHOTOS,
-        max_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
+        max_bytes: int = DEFAULT_MAX_UPLOAD_MB * MEGABYTE,
     ) -> None:
         self.folder = Path(folder)
         self.classes = list(classes)
@@ -82,8 +82,7 @@ class CorrectionStore:
             raise CorrectionError(f"language must be one of {list(LANGUAGES)}", code="unknown_language")
         if correction.region is not None and not re.fullmatch(REGION_PATTERN, correction.region):
             raise CorrectionError("region must be a region code such as id, de or us-sf", code="unknown_region")
-        if len(photo) > self.max_bytes:
-            raise CorrectionError(f"the photo is over the {self.max_bytes:,}-byte limit", code="too_large_upload")
+        check_upload_size(len(photo), self.max_bytes)  # an ImageError `too_large_upload`
         jpeg = _as_jpeg(photo)  # an ImageError for anything that is not a usable image
         sha1 = hashlib.sha1(photo).hexdigest()
         relative = f"{folder_of(correction.chosen)}/{sha1}.jpg"

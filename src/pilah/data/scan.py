@@ -46,6 +46,23 @@ class ScannedFile:
         return self.source, self.path
 
 
+@dataclass(frozen=True)
+class DuplicateSummary:
+    """What a scan found of copies: distinct files by content, groups of exact and of near copies (with their
+    files), and groups whose members carry two class labels."""
+
+    distinct: int
+    exact_groups: int
+    exact_files: int
+    near_groups: int
+    near_files: int
+    cross_class_groups: int
+
+
+def is_exact(group: list[ScannedFile]) -> bool:
+    return len({f.sha1 for f in group}) == 1
+
+
 @dataclass
 class ScanResult:
     roots: list[Path]
@@ -66,6 +83,18 @@ class ScanResult:
             for f in group:
                 ids[f.key] = gid
         return ids
+
+    def duplicates(self) -> DuplicateSummary:
+        exact = [g for g in self.groups if is_exact(g)]
+        near = [g for g in self.groups if not is_exact(g)]
+        return DuplicateSummary(
+            distinct=len({f.sha1 for f in self.images}),
+            exact_groups=len(exact),
+            exact_files=sum(map(len, exact)),
+            near_groups=len(near),
+            near_files=sum(map(len, near)),
+            cross_class_groups=sum(len({f.label for f in g}) > 1 for g in self.groups),
+        )
 
     def folder_counts(self) -> list[int]:
         """Usable images per data folder, in the order of `roots`."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pilah.config import DataConfig
-from pilah.data.scan import ScannedFile, ScanResult
+from pilah.data.scan import ScannedFile, ScanResult, is_exact
 from pilah.errors import DataError
 from pilah.files import read_csv, write_csv
 
@@ -33,10 +33,6 @@ class ManifestRow:
     sha1: str
     group: str
     source: int = 0  # which data folder: 0 is data.root, 1 the first of data.extra_roots, ...
-
-
-def is_exact(group: list[ScannedFile]) -> bool:
-    return len({f.sha1 for f in group}) == 1
 
 
 def split(result: ScanResult, config: DataConfig) -> list[ManifestRow]:

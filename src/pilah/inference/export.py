@@ -20,8 +20,9 @@ from pilah.errors import ExportError, ImageError
 from pilah.files import write_json
 from pilah.images import load_rgb
 from pilah.inference import selfcheck
+from pilah.inference.card import model_metadata
 from pilah.inference.open_set import copy_bank
-from pilah.inference.predictor import Predictor, expand_inputs, model_metadata
+from pilah.inference.predictor import Predictor, expand_inputs
 from pilah.modeling.anatomy import add_onnx_embedding, inference_model, onnx_head_nodes
 from pilah.runs import Run, RunPaths
 

@@ -6,6 +6,8 @@ class score's gradient with respect to that map, averaged over space, weighs its
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from matplotlib import colormaps
@@ -17,6 +19,11 @@ from pilah.modeling.anatomy import features_and_head
 class GradCam:
     def __init__(self, model: keras.Model) -> None:
         self.features, self.head = features_and_head(model)
+
+    @classmethod
+    def from_file(cls, keras_path: Path) -> GradCam:
+        """For an exported model, which has no gradients: the `.keras` file it came from (safe mode)."""
+        return cls(keras.saving.load_model(keras_path, safe_mode=True))
 
     def heatmap(self, image: np.ndarray, class_index: int) -> np.ndarray:
         """Map in [0, 1] at the feature map's resolution for one RGB uint8 image."""

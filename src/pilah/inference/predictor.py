@@ -14,10 +14,10 @@ import numpy as np
 
 from pilah import hardware
 from pilah.errors import ImageError, ModelNotFoundError, SelfCheckError, UsageError
-from pilah.files import read_json
-from pilah.images import DEFAULT_MAX_PIXELS, ImageSource, load_rgb, looks_like_image, pad_batch
+from pilah.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageSource, load_rgb, looks_like_image, pad_batch
 from pilah.inference import selfcheck
 from pilah.inference.calibration import apply_temperature, grade_answers
+from pilah.inference.card import read_card
 from pilah.inference.open_set import OpenSet
 from pilah.inference.runtimes import SUFFIXES, Outputs, runtime_candidates
 from pilah.resources import models_dir
@@ -27,7 +27,6 @@ BUNDLED_MODEL_NAME = "pilah-xception.keras"  # the trained model: evaluate, expo
 BUNDLED_FAST_MODEL_NAME = "pilah-xception-int8.onnx"  # its int8 ONNX export: what predict, app and serve run
 PACKAGED_MODELS = models_dir()
 LOGGER = logging.getLogger("pilah")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
 def flip_averaged(run_batch: Callable[[np.ndarray], Any], batch: np.ndarray) -> Any:
@@ -91,27 +90,6 @@ def bundled_model(fast: bool = True) -> Path:
     )
 
 
-def model_metadata(model_path: Path) -> dict[str, Any]:
-    """Classes and calibration: the model card beside it (`<file>.json` of an export, else `<stem>.json`),
-    else a run's `labels.json`."""
-    for card in (model_path.with_name(model_path.name + ".json"), model_path.with_suffix(".json")):
-        if card.is_file():
-            return read_json(card)
-    labels = model_path.parent / "labels.json"
-    if labels.is_file():
-        metadata: dict[str, Any] = {"classes": read_json(labels)}
-        metrics = model_path.parent / "metrics.json"
-        if metrics.is_file():
-            scores = read_json(metrics)
-            metadata["temperature"] = scores.get("temperature", 1.0)
-            metadata["uncertain_below"] = scores.get("uncertain_below", 0.0)
-            metadata["grades"] = scores.get("grades", {})
-            metadata["flip_tta"] = scores.get("flip_tta", False)
-            metadata["open_set"] = scores.get("open_set")
-        return metadata
-    raise ModelNotFoundError(f"{model_path}: no model card ({model_path.stem}.json) or labels.json beside it")
-
-
 def _fallback_warning(path: Path, failed: list[selfcheck.CheckResult], chosen: selfcheck.CheckResult | None) -> str:
     lines = [f"{path.name}: on this processor ({hardware.describe()}) these runtimes do not give the model's answers:"]
     lines += [f"  {r.runtime}: {r.note or r.summary()}" for r in failed]
@@ -139,17 +117,15 @@ class Predictor:
             raise ModelNotFoundError(f"model not found: {self.model_path}")
         if self.model_path.suffix.lower() not in SUFFIXES:
             raise ModelNotFoundError(f"{self.model_path}: not a model file ({', '.join(SUFFIXES)})")
-        self.metadata = model_metadata(self.model_path)
-        self.classes: list[str] = list(self.metadata["classes"])
-        self.temperature = float(self.metadata.get("temperature", 1.0))
-        self.uncertain_below = float(self.metadata.get("uncertain_below", 0.0))
-        grades = self.metadata.get("grades") or {}  # older cards: below "sure" is "one of two", never "none"
-        self.likely_margin = float(grades.get("likely_margin", 1.0))
-        self.two_from = float(grades.get("two_from", 0.0))
-        self.flip_tta = bool(self.metadata.get("flip_tta", False))  # as the model was evaluated and calibrated
+        self.card = read_card(self.model_path)
         if embedding:
-            self.metadata["open_set"] = {"layer": embedding}
-        self.open_set = None if embedding else OpenSet.from_card(self.metadata.get("open_set"), self.model_path)
+            self.card.open_set = {"layer": embedding}
+        self.classes: list[str] = list(self.card.classes)
+        self.temperature = self.card.temperature
+        self.uncertain_below = self.card.uncertain_below
+        self.likely_margin, self.two_from = self.card.grades.likely_margin, self.card.grades.two_from
+        self.flip_tta = self.card.flip_tta
+        self.open_set = None if embedding else OpenSet.from_card(self.card.open_set, self.model_path)
         self.max_pixels = max_pixels
         self.check = self._load_runtime(self_check)
         self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
@@ -161,18 +137,18 @@ class Predictor:
     @property
     def name(self) -> str:
         """The model's name for people and records: the card's, else the file's stem."""
-        return str(self.metadata.get("name", self.model_path.stem))
+        return self.card.name or self.model_path.stem
 
     @property
     def version(self) -> str:
         """The Pilah version that made the model ("?" for a run's model without a card)."""
-        return str(self.metadata.get("pilah_version", "?"))
+        return self.card.pilah_version
 
     def _load_runtime(self, self_check: bool) -> selfcheck.CheckResult:
         """The first runtime that gives the card's reference answers on this processor; a loud warning for each
         one that does not, and `SelfCheckError` when none does."""
         failed: list[selfcheck.CheckResult] = []
-        for name, make in runtime_candidates(self.model_path, self.metadata):
+        for name, make in runtime_candidates(self.model_path, self.card):
             try:
                 self.runner = make()
             except (ImportError, UsageError) as error:  # e.g. the .keras fallback where Keras is not installed
@@ -181,7 +157,7 @@ class Predictor:
             self.image_size = self.runner.image_size
             if not self_check:
                 return selfcheck.CheckResult(runtime=self.runtime, passed=None, note="self-check turned off")
-            result = selfcheck.check(self, self.metadata.get("self_check"))
+            result = selfcheck.check(self, self.card.self_check)
             if result.passed is not False:
                 if failed:
                     LOGGER.warning(_fallback_warning(self.model_path, failed, result))

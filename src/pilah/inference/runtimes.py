@@ -13,11 +13,11 @@ import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pilah.errors import UsageError
+from pilah.inference.card import ModelCard
 
 KERAS_MISSING = "Keras and TensorFlow are not installed: pip install 'pilah[train]'"
 EMBEDDING_OUTPUT = "embedding"  # the name of an exported graph's second output
@@ -145,11 +145,11 @@ Runner = KerasRunner | OnnxRunner | TfliteRunner
 SUFFIXES = (".keras", ".onnx", ".tflite")
 
 
-def runtime_candidates(path: Path, metadata: dict[str, Any]) -> list[tuple[str, Callable[[], Runner]]]:
+def runtime_candidates(path: Path, card: ModelCard) -> list[tuple[str, Callable[[], Runner]]]:
     """The ways to run a model file, fastest first: the same file with fewer optimisations, then the `.keras`
     file it was exported from (when it is there and Keras is installed)."""
     suffix = path.suffix.lower()
-    embedding = (metadata.get("open_set") or {}).get("layer")
+    embedding = card.embedding_layer
     if suffix == ".onnx":
         candidates = [
             (f"onnxruntime ({level})", partial(OnnxRunner, path, level, embedding)) for level in OnnxRunner.LEVELS
@@ -158,18 +158,18 @@ def runtime_candidates(path: Path, metadata: dict[str, Any]) -> list[tuple[str, 
         candidates = [(f"tflite (delegates {d})", partial(TfliteRunner, path, d, embedding)) for d in (True, False)]
     else:
         candidates = []
-    source = path if suffix == ".keras" else source_model(path, metadata)
+    source = path if suffix == ".keras" else source_model(path, card)
     if source is not None:
         candidates.append((f"keras ({source.name})", partial(KerasRunner, source, embedding)))
     return candidates
 
 
-def source_model(model_path: Path, metadata: dict[str, Any]) -> Path | None:
+def source_model(model_path: Path, card: ModelCard) -> Path | None:
     """The `.keras` file an export was made from (its card names it), beside the export or in `models/` of the
     working directory; None if it is in neither. Grad-CAM and the self-check's last fallback need it."""
     if model_path.suffix == ".keras":
         return model_path
-    source = metadata.get("export", {}).get("source")
+    source = card.source
     if not source:
         return None
     candidates = (model_path.with_name(source), Path.cwd() / "models" / source)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import UploadFile
 
+from pilah.images import check_upload_size
 from pilah.serving.errors import ApiError, error_response
 from pilah.serving.settings import MAX_QUERY_BYTES
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The file's bytes, reading no more than one byte past the limit: 413 `too_large_upload` beyond it."""
     data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(f"{upload.filename or 'the file'} is over the {limit:,}-byte limit", "too_large_upload", 413)
+    check_upload_size(len(data), limit)
     return data
 
 

@@ -83,7 +83,7 @@ def serve_on_ray(
     try:
         if config.corrections:  # owned by this driver (its handle lives until return): it goes when `pilah serve` does
             recent = ray.remote(num_cpus=0)(RecentPredictions).options(name=SHARED_RECENT_NAME)
-            _recent_actor = recent.remote(config.recent_predictions, int(config.recent_megabytes * 1024 * 1024))
+            _recent_actor = recent.remote(config.recent_predictions, config.recent_bytes)
             config = config.model_copy(update={"shared_recent": SHARED_RECENT_NAME})
         serve.start(http_options={"host": host, "port": port})
         scaling = autoscaling(config, replicas, max_replicas)

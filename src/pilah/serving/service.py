@@ -57,7 +57,7 @@ class Service:
         self.batcher: Batcher | None = None
         self.admitted = 0  # requests running or waiting; guarded by the event loop (one thread)
         self.store: CorrectionStore | None = None
-        self.recent = RecentPredictions(config.recent_predictions, int(config.recent_megabytes * 1024 * 1024))
+        self.recent = RecentPredictions(config.recent_predictions, config.recent_bytes)
         self.shared_recent = None  # a Ray actor handle, under Ray Serve
         self.guard = FeedbackGuard(config)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pilah.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
+from pilah.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, MEGABYTE
 
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the files of one request
 MAX_QUERY_BYTES = 4096  # a longer query string is no request of ours: 414 `query_too_long`
@@ -37,4 +37,8 @@ class ServiceConfig(BaseSettings):
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+        return int(self.max_upload_mb * MEGABYTE)
+
+    @property
+    def recent_bytes(self) -> int:
+        return int(self.recent_megabytes * MEGABYTE)

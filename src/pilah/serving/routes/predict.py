@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
+from pilah.errors import PilahError
 from pilah.serving.errors import ApiError
 from pilah.serving.limits import read_upload
 from pilah.serving.schemas import ERRORS, BatchBody, BatchItem, ErrorBody, PredictionBody
@@ -49,7 +50,7 @@ async def predict_batch(files: Photos, service: ServiceDep, region: RegionQuery 
         try:
             good.append((len(items), upload.filename, await read_upload(upload, config.max_upload_bytes)))
             items.append(BatchItem(filename=upload.filename))
-        except ApiError as error:
+        except PilahError as error:  # over the size limit: this file's own error
             items.append(BatchItem(filename=upload.filename, error=ErrorBody(code=error.code, message=error.message)))
     predictions = await service.predict([(name, data) for _, name, data in good]) if good else []
     for (index, name, data), prediction in zip(good, predictions, strict=True):

@@ -38,7 +38,7 @@ async def model_card(service: ServiceDep) -> dict[str, Any]:
     return {
         "name": predictor.name,
         "version": predictor.version,
-        **predictor.metadata,
+        **predictor.card.as_dict(),
         "runtime": predictor.runtime,
         "self_check_result": predictor.check.to_dict(),
     }
