@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from pilah.inference.open_set import bank_path
 from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
@@ -84,12 +85,29 @@ def sample_copy(tmp_path: Path) -> Path:
     return target
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """`build(path)` once per test session, by whichever test process (xdist worker) asks first; the others wait
+    for it and share it. What is built here is read, never changed: a test that writes copies it first."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one `pytest -n` run
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent / f"shared-{run_id}" if run_id else base / "shared"
+    shared.mkdir(parents=True, exist_ok=True)
+    target, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            build(target)
+            done.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 2-epoch run of the seed's model (random weights, 96 px) on the sample, with evaluation."""
-    out = tmp_path_factory.mktemp("runs") / "fit"
-    pilah("train", "--data", SAMPLE, "--out", out, "--epochs", "2", *FAST)
-    return out
+    """A real 2-epoch run of the seed's model (random weights, 96 px) on the sample, with evaluation; built once
+    for all test processes (read-only: copy it to change it)."""
+    return built_once(
+        tmp_path_factory, "fit", lambda out: pilah("train", "--data", SAMPLE, "--out", out, "--epochs", "2", *FAST)
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

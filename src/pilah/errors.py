@@ -86,10 +86,11 @@ class GuidanceError(UsageError):
 
 
 class CorrectionError(PilahError):
-    """A correction that cannot be kept: an unknown class, a photo over the size limit, or a full folder."""
+    """A correction that cannot be kept: an unknown class or field, or a full folder (a photo that is too big or
+    no image is an `ImageError`, as anywhere else)."""
 
     code = "correction"
-    HTTP_STATUS: ClassVar[dict[str, int]] = {"corrections_full": 507, "too_large_upload": 413}  # others: 422
+    HTTP_STATUS: ClassVar[dict[str, int]] = {"corrections_full": 507}  # others: 422
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message, code)

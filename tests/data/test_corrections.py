@@ -71,7 +71,7 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path):
     assert unknown.value.code == "correction" and unknown.value.http_status == 422
     with pytest.raises(ImageError):
         store.add(b"GIF89a not really", said("metal", "paper"))
-    with pytest.raises(CorrectionError) as big:
+    with pytest.raises(ImageError) as big:  # the same rule and error as an upload to the app or the API
         store.add(b"x" * 200_001, said("metal", "paper"))
     assert big.value.code == "too_large_upload" and big.value.http_status == 413
     store.add(second, said("metal", "paper"))

@@ -117,8 +117,10 @@ def test_package_writes_model_and_card_that_match_the_run(trained_run: Path, tmp
     assert "self_check" not in card and "Self-check" not in markdown  # random weights: sure of no example
     model = keras.saving.load_model(tmp_path / "tiny.keras")
     assert getattr(model, "optimizer", None) is None  # shipped without optimiser state
-    result = pilah("evaluate", trained_run, "--model", tmp_path / "tiny.keras")
-    again = json.loads((trained_run / "metrics.json").read_text())
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # evaluate writes its files anew: on a copy, as trained_run is shared
+    result = pilah("evaluate", run, "--model", tmp_path / "tiny.keras")
+    again = json.loads((run / "metrics.json").read_text())
     assert f"test macro-F1 {again['test']['macro_f1']:.4f}; temperature {again['temperature']:.3f}" in result.stdout
     assert again["splits"] == card["metrics"]["splits"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, pilah
+from conftest import SAMPLE, built_once, pilah
 from pilah.data.split import read_manifest
 from pilah.inference.export import calibration_images, card_path
 from pilah.inference.predictor import Predictor
@@ -33,13 +33,39 @@ def keras_probs(trained_run: Path) -> np.ndarray:
     return probabilities(trained_run / "best.keras")
 
 
+@pytest.fixture(scope="session")
+def export(trained_run: Path, tmp_path_factory):
+    """`pilah export` of the trained run, each format and quantization made once for every test that reads it."""
+
+    def make(fmt: str, quantize: str) -> Path:
+        def build(folder: Path) -> None:
+            calibrate = ["--calibration", trained_run] if quantize == "int8" else []
+            out = folder / f"model-{quantize}.{fmt}"
+            folder.mkdir()
+            pilah(
+                "export",
+                "--model",
+                trained_run / "best.keras",
+                "--format",
+                fmt,
+                "--quantize",
+                quantize,
+                *calibrate,
+                "--out",
+                out,
+            )
+
+        return built_once(tmp_path_factory, f"export-{quantize}-{fmt}", build) / f"model-{quantize}.{fmt}"
+
+    return make
+
+
 @pytest.mark.parametrize(
     ("fmt", "quantize", "tolerance"),
     [("onnx", "fp32", 1e-4), ("onnx", "fp16", 2e-2), ("tflite", "fp32", 1e-4), ("tflite", "fp16", 2e-2)],
 )
-def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs, fmt, quantize, tolerance):
-    out = tmp_path / f"model.{fmt}"
-    pilah("export", "--model", trained_run / "best.keras", "--format", fmt, "--quantize", quantize, "--out", out)
+def test_export_agrees_with_keras(export, keras_probs, fmt, quantize, tolerance):
+    out = export(fmt, quantize)
     assert card_path(out).is_file()  # the card travels with the file: classes, temperature
     exported = probabilities(out)
     assert np.abs(exported - keras_probs).max() < tolerance
@@ -49,27 +75,14 @@ def test_export_agrees_with_keras(trained_run: Path, tmp_path: Path, keras_probs
 @pytest.mark.parametrize(
     ("fmt", "quantize", "tolerance"), [("onnx", "fp32", 1e-4), ("tflite", "fp32", 1e-4), ("onnx", "int8", 0.1)]
 )
-def test_exports_carry_the_open_set_score(trained_run: Path, tmp_path: Path, fmt, quantize, tolerance):
+def test_exports_carry_the_open_set_score(trained_run: Path, export, fmt, quantize, tolerance):
     """The run's evaluation fitted the score; each export puts out the same features (its `embedding`), takes
     the bank with it, and grades the same photos unfamiliar."""
     keras = Predictor(trained_run / "best.keras")
     assert keras.open_set is not None and keras.open_set.layer == "avg_pool"
-    out = tmp_path / f"model-{quantize}.{fmt}"
-    calibrate = ["--calibration", trained_run] if quantize == "int8" else []
-    pilah(
-        "export",
-        "--model",
-        trained_run / "best.keras",
-        "--format",
-        fmt,
-        "--quantize",
-        quantize,
-        *calibrate,
-        "--out",
-        out,
-    )
+    out = export(fmt, quantize)
     card = json.loads(card_path(out).read_text())
-    assert card["open_set"]["bank"] == f"{out.name}.bank.npy" and (tmp_path / card["open_set"]["bank"]).is_file()
+    assert card["open_set"]["bank"] == f"{out.name}.bank.npy" and (out.parent / card["open_set"]["bank"]).is_file()
     exported = Predictor(out)
     assert exported.open_set is not None
     want = np.array([r.novelty for r in keras.predict_batch(PHOTOS)])
@@ -77,11 +90,9 @@ def test_exports_carry_the_open_set_score(trained_run: Path, tmp_path: Path, fmt
     assert np.abs(got - want).max() < tolerance
 
 
-def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_run: Path, tmp_path: Path, keras_probs):
-    out = tmp_path / "model-int8.onnx"
+def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_run: Path, export, keras_probs):
+    out = export("onnx", "int8")
     model = trained_run / "best.keras"
-    calibrate = ["--quantize", "int8", "--calibration", trained_run]
-    pilah("export", "--model", model, "--format", "onnx", *calibrate, "--out", out)
     training_images = calibration_images([trained_run])
     split = {row.path: row.split for row in read_manifest(trained_run / "manifest.csv")}
     assert training_images and {split[str(p.relative_to(SAMPLE))] for p in training_images} == {"train"}
@@ -103,10 +114,8 @@ def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_ru
     assert record["probabilities"][record["label"]] == pytest.approx(exported[0].max(), abs=1e-6)
 
 
-def test_int8_tflite_runs_and_stays_close(trained_run: Path, tmp_path: Path, keras_probs):
-    out = tmp_path / "model-int8.tflite"
-    calibrate = ["--quantize", "int8", "--calibration", trained_run]
-    pilah("export", "--model", trained_run / "best.keras", "--format", "tflite", *calibrate, "--out", out)
+def test_int8_tflite_runs_and_stays_close(export, keras_probs):
+    out = export("tflite", "int8")
     assert json.loads(card_path(out).read_text())["export"]["quantize"] == "int8"
     exported = probabilities(out)
     assert np.allclose(exported.sum(1), 1, atol=1e-3)

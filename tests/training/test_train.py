@@ -1,6 +1,7 @@
 """End to end on real images: train, interrupt, resume, evaluate, reload in a fresh process."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,10 +95,12 @@ def test_mixup_blends_training_batches_only(trained_run: Path):
     np.testing.assert_array_equal(val_plain[0], val_mixed[0])  # evaluation batches are never mixed
 
 
-def test_pilah_evaluate_recomputes_the_same_numbers(trained_run: Path):
-    before = json.loads((trained_run / "metrics.json").read_text())
-    pilah("evaluate", trained_run)
-    after = json.loads((trained_run / "metrics.json").read_text())
+def test_pilah_evaluate_recomputes_the_same_numbers(trained_run: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # evaluate writes its files anew: on a copy, as trained_run is shared
+    before = json.loads((run / "metrics.json").read_text())
+    pilah("evaluate", run)
+    after = json.loads((run / "metrics.json").read_text())
     assert after["splits"] == before["splits"]
 
 

@@ -26,8 +26,8 @@ HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is ali
 PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
 PROXY_READY_TIMEOUT_S = 60
 SHARED_RECENT_NAME = "pilah-recent-predictions"
-SHUTDOWN_WAIT_S = 15  # how long Serve and Ray get to shut down gracefully
-STOP_GRACE_S = 5  # how long Ray's own processes then get to exit before they are killed
+SHUTDOWN_WAIT_S = 8  # how long Serve (then the driver's Ray) gets to shut down gracefully
+STOP_GRACE_S = 3  # how long Ray's own processes then get to exit before they are killed
 
 
 def deployment(config: ServiceConfig, replicas: int, autoscaling: dict[str, Any] | None = None, threads: int = 0):
@@ -94,8 +94,11 @@ def serve_on_ray(
         serve.run(app, name="pilah", route_prefix="/", blocking=True)
     finally:  # Ctrl-C or `kill`: the replicas, and a Ray started here, go too
         ray_processes = [] if address else _descendants()
-        _within(SHUTDOWN_WAIT_S, serve.shutdown, ray.shutdown)  # a replica being replaced can hold it up for ever
+        print(f"stopping Serve{'' if address else f' and the {len(ray_processes)} processes of this Ray'}", flush=True)
+        _within(SHUTDOWN_WAIT_S, serve.shutdown)  # a replica being replaced can hold it up for ever
         _stop_all(ray_processes)
+        _within(SHUTDOWN_WAIT_S, ray.shutdown)
+        print("stopped", flush=True)
 
 
 def _within(seconds: float, *steps) -> None:
@@ -113,7 +116,8 @@ def _descendants() -> list:
 
 def _stop_all(processes: list) -> None:
     """Ray's agents (DashboardAgent, RuntimeEnvAgent) ignore SIGTERM and outlive `ray.shutdown()`: a Ray started
-    here is stopped whole, the stragglers killed after a grace period."""
+    here is stopped whole, the stragglers killed after a grace period. Serve is already down: nothing of value is
+    lost."""
     import psutil
 
     for process in processes:
