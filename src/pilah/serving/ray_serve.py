@@ -26,7 +26,7 @@ HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is ali
 PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
 PROXY_READY_TIMEOUT_S = 60
 SHARED_RECENT_NAME = "pilah-recent-predictions"
-SHUTDOWN_WAIT_S = 8  # how long Serve (then the driver's Ray) gets to shut down gracefully
+SHUTDOWN_WAIT_S = 8  # how long Serve on a cluster, or the driver's Ray state, gets to shut down
 STOP_GRACE_S = 3  # how long Ray's own processes then get to exit before they are killed
 
 
@@ -93,11 +93,13 @@ def serve_on_ray(
         app = deployment(config, replicas, scaling, threads)
         serve.run(app, name="pilah", route_prefix="/", blocking=True)
     finally:  # Ctrl-C or `kill`: the replicas, and a Ray started here, go too
-        ray_processes = [] if address else _descendants()
-        print(f"stopping Serve{'' if address else f' and the {len(ray_processes)} processes of this Ray'}", flush=True)
-        _within(SHUTDOWN_WAIT_S, serve.shutdown)  # a replica being replaced can hold it up for ever
-        _stop_all(ray_processes)
-        _within(SHUTDOWN_WAIT_S, ray.shutdown)
+        if address:  # a cluster stays up; the app goes
+            _within(SHUTDOWN_WAIT_S, serve.shutdown)  # a replica being replaced can hold it up for ever
+        else:  # first every process of this Ray (the driver may not outlive its raylet), then the driver's state
+            ray_processes = _descendants()
+            print(f"stopping the {len(ray_processes)} processes of this Ray", flush=True)
+            _stop_all(ray_processes)
+            _within(SHUTDOWN_WAIT_S, ray.shutdown)
         print("stopped", flush=True)
 
 
@@ -115,9 +117,9 @@ def _descendants() -> list:
 
 
 def _stop_all(processes: list) -> None:
-    """Ray's agents (DashboardAgent, RuntimeEnvAgent) ignore SIGTERM and outlive `ray.shutdown()`: a Ray started
-    here is stopped whole, the stragglers killed after a grace period. Serve is already down: nothing of value is
-    lost."""
+    """Ray's agents (DashboardAgent, RuntimeEnvAgent) ignore SIGTERM and outlive `ray.shutdown()`, and the driver
+    can die with its raylet before it gets to them: a Ray started here is stopped whole, first, the stragglers
+    killed after a grace period. Requests still in flight are dropped, as with any server stopped."""
     import psutil
 
     for process in processes:
