@@ -111,7 +111,10 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that train a model through the shared `trained_run` fixture are slow too (`pytest -m "not slow"`)."""
+    """Tests that train a model through the shared `trained_run` fixture are slow too (`pytest -m "not slow"`).
+    Slow tests run first: with several test processes, a long test left for last would keep one busy while the
+    others wait (the longest-first rule of scheduling)."""
     for item in items:
         if "trained_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise as collected
