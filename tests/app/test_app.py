@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from bad_inputs import corpus
 from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, REPO, model_with_grades, reference_photos
 from pilah import guidance
 from pilah.app import words
+from pilah.app.history import HISTORY_PARAM, Entry, SavedHistories, is_token
 from pilah.app.page import MAX_UPLOAD_MB
 from pilah.inference.predictor import Predictor
 
@@ -283,8 +285,8 @@ def test_the_shipped_thresholds_decide_what_is_sure(monkeypatch):
 def vote(at: AppTest, right: bool) -> str:
     """Answer "is this right?" for the newest result; returns that result's id."""
     outcome = at.session_state["latest"][-1]
-    (thumbs,) = [w for w in at.get("feedback") if w.key == f"vote-{outcome.id}"]
-    thumbs.set_value(1 if right else 0)
+    (answer,) = [w for w in at.get("button_group") if w.key == f"vote-{outcome.id}"]
+    answer.set_value(right)
     at.run()
     assert not at.exception, at.exception
     return outcome.id
@@ -435,3 +437,39 @@ def test_a_look_alike_is_one_tap_away_switches_the_card_and_the_history_and_can_
     at.run()
     assert [m.value for m in at.markdown if m.value.startswith("#")] == ["### ♻️ Kertas"]
     assert at.session_state["history"][0].counted
+
+
+def test_the_history_comes_back_after_a_reload(monkeypatch, sure_model):
+    """A reload starts a new session: the address's token (`?h=`) brings the history back from the server."""
+    at = start(monkeypatch, sure_model)
+    token = at.query_params[HISTORY_PARAM][0] if isinstance(at.query_params[HISTORY_PARAM], list) else None
+    token = token or at.query_params[HISTORY_PARAM]
+    assert is_token(token)
+    for name in ("battery.jpg", "paper.jpg", "metal.jpg", "shoes.jpg", "clothes.jpg"):
+        upload(at, name)
+    reloaded = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
+    reloaded.query_params[HISTORY_PARAM] = token
+    reloaded.run()
+    assert [e.source for e in reloaded.session_state["history"]] == [
+        "battery.jpg",
+        "paper.jpg",
+        "metal.jpg",
+        "shoes.jpg",
+        "clothes.jpg",
+    ]
+    assert words.texts("id")["history_empty"] not in [i.value for i in reloaded.info]
+    stranger = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
+    stranger.run()  # another browser: a token of its own, an empty history
+    assert stranger.session_state["history"] == [] and stranger.session_state["history_token"] != token
+
+
+def test_saved_histories_are_bounded_and_forget_the_least_recent_browser_first():
+    entry = Entry(datetime(2026, 12, 5), "a.jpg", "paper", 0.9, "sure", "cardboard", "x" * 1000)
+    saved = SavedHistories(max_bytes=3 * 1200, max_entries=2)
+    saved.save("a", [entry] * 3)
+    assert len(saved.load("a")) == 2  # the newest two
+    saved.save("b", [entry])
+    saved.load("a")  # used: "b" is now the least recent
+    saved.save("c", [entry])
+    assert saved.load("b") is None and saved.load("a") is not None and saved.load("c") is not None
+    assert saved.bytes <= saved.max_bytes

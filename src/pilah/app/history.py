@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
-from collections import Counter
+import secrets
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -102,3 +104,48 @@ def to_csv(entries: list[Entry], t: dict) -> str:
     ]
     header = [t["csv"][key] for key in ("time", "file", "answer", "grade", "class_code", "confidence")]
     return csv_text(header, rows)
+
+
+HISTORY_PARAM = "h"  # the address's `?h=<token>`: which saved history a browser tab reloads
+TOKEN_BYTES = 16
+SAVED_BYTES = 64 * 1024 * 1024  # all saved histories together; the least recently used browser's go first
+SAVED_ENTRIES = 500  # per browser: the newest
+
+
+def new_token() -> str:
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def is_token(text: str | None) -> bool:
+    return bool(text) and len(text) == 2 * TOKEN_BYTES and all(c in "0123456789abcdef" for c in text)
+
+
+class SavedHistories:
+    """The server keeps each browser tab's history under a random token in its address (`?h=...`), so a reload
+    (which starts a new Streamlit session) brings the history back. In memory only, bounded in bytes: a restart
+    of the app, or 64 MB of other people's histories, forgets it; the CSV download is the lasting copy. The token
+    is 128 random bits: an address that is not shared cannot be guessed."""
+
+    def __init__(self, max_bytes: int = SAVED_BYTES, max_entries: int = SAVED_ENTRIES) -> None:
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self.saved: OrderedDict[str, tuple[list[Entry], int]] = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()  # Streamlit runs sessions in threads
+
+    def load(self, token: str) -> list[Entry] | None:
+        with self.lock:
+            if token not in self.saved:
+                return None
+            self.saved.move_to_end(token)
+            return list(self.saved[token][0])
+
+    def save(self, token: str, entries: list[Entry]) -> None:
+        kept = list(entries[-self.max_entries :])
+        size = sum(len(e.thumbnail) + len(e.source) + len(e.lookalike) + 128 for e in kept)
+        with self.lock:
+            if token in self.saved:
+                self.bytes -= self.saved.pop(token)[1]
+            self.saved[token] = (kept, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes and len(self.saved) > 1:
+                self.bytes -= self.saved.popitem(last=False)[1][1]

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -26,7 +25,7 @@ from pilah.app.settings import AppSettings
 from pilah.app.words import percent
 from pilah.data.corrections import NONE_CLASS, Correction, CorrectionStore
 from pilah.errors import CorrectionError, ImageError, ModelNotFoundError, SelfCheckError
-from pilah.images import DEFAULT_MAX_UPLOAD_MB, IMAGE_SUFFIXES, MEGABYTE, check_upload_size, open_image, to_array
+from pilah.images import DEFAULT_MAX_UPLOAD_MB, MEGABYTE, check_upload_size, open_image, to_array
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.inference.runtimes import keras_installed, source_model
 from pilah.resources import examples_dir
@@ -35,10 +34,11 @@ if TYPE_CHECKING:
     from pilah.inference.gradcam import GradCam
 
 MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # per file; checked here, so the message is in the chosen language
-UPLOAD_TYPES = [suffix.removeprefix(".") for suffix in IMAGE_SUFFIXES]
 EXAMPLES = examples_dir()
 NARROW = "(max-width: 640px)"  # a phone: the history becomes a list
 REGION_WIDTH = 200  # px: the region picker fits beside the language switch on a 390 px phone
+SHOWN_PROBABILITIES = 5  # the details list the most likely classes; the rest share what is left
+TAP_TARGET = 44  # px: the smallest thing a finger taps (WCAG 2.5.5, Apple's and Google's guidelines)
 
 
 def page_style(t: dict) -> str:
@@ -141,11 +141,24 @@ def first_region() -> str:
     return guidance.DEFAULT_REGION
 
 
+@st.cache_resource(show_spinner=False)
+def saved_histories() -> history.SavedHistories:
+    """One per process, shared by every session: each browser tab's history under its address's token."""
+    return history.SavedHistories()
+
+
 def init_state() -> None:
-    st.session_state.setdefault("history", [])
+    if "history_token" not in st.session_state:  # a new session: a first visit, or a reload of a tab
+        token = st.query_params.get(history.HISTORY_PARAM)
+        if not history.is_token(token):
+            token = history.new_token()
+            st.query_params[history.HISTORY_PARAM] = token
+        st.session_state.history_token = token
+        st.session_state.history = saved_histories().load(token) or []
     st.session_state.setdefault("latest", [])
     st.session_state.setdefault("language", words.DEFAULT_LANGUAGE)
     st.session_state.setdefault("region", first_region())
+    st.session_state.setdefault("input_tab", 0)  # upload, camera, example: which tab is open
     st.session_state.setdefault("seen", set())  # uploads already classified (file ids)
     st.session_state.setdefault("camera_shots", 0)  # also part of the camera's key: a new key empties it
 
@@ -172,12 +185,23 @@ def render_header(t: dict, language: str) -> None:
         )
 
 
+def remember_tab(names: list[str]) -> None:
+    st.session_state.input_tab = names.index(st.session_state[f"input-tabs-{st.session_state.language}"])
+
+
 def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
     """The pickers; returns the new inputs as (source, title, bytes), and whether one came from the camera."""
-    upload_tab, camera_tab, example_tab = st.tabs([t["tab_upload"], t["tab_camera"], t["tab_example"]])
+    names = [t["tab_upload"], t["tab_camera"], t["tab_example"]]
+    upload_tab, camera_tab, example_tab = st.tabs(
+        names,
+        default=names[st.session_state.input_tab],  # the open tab stays open when the language changes
+        key=f"input-tabs-{st.session_state.language}",
+        on_change=remember_tab,
+        args=(names,),
+    )
     with upload_tab:
         label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
-        files = st.file_uploader(label, type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
+        files = st.file_uploader(label, accept_multiple_files=True, key="uploads")  # any type: the bytes decide
     with camera_tab:
         photo = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
     with example_tab:
@@ -213,11 +237,11 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
             render_lookalike_question(outcome, t, language, region)
     render_feedback(outcome, t, language, predictor)
     with st.expander(t["details"]):
-        st.image(outcome.image, width=160)  # the photo as the model saw it
+        st.image(outcome.image, caption=t["model_saw"], width=160)  # its caption is its alt text too
         steps_for = guidance.class_of_stream(region, outcome.lookalike) if outcome.lookalike else p.label
         if p.grade in ("sure", "likely") and steps_for:
             render_steps(guidance.advice(steps_for, region, language), t, language)
-        st.altair_chart(probability_chart(p, t, language), width="stretch")
+        render_probabilities(p, t, language)
         render_gradcam(index, outcome, t, predictor)
 
 
@@ -337,10 +361,16 @@ def render_feedback(outcome: Outcome, t: dict, language: str, predictor: Predict
         else:
             with st.container(horizontal=True, vertical_alignment="center"):
                 st.caption(t["feedback_question"], width="content")
-                right = st.feedback("thumbs", key=f"vote-{outcome.id}")
+                right = st.segmented_control(
+                    t["feedback_question"],
+                    (True, False),
+                    format_func=lambda yes: t["feedback_yes"] if yes else t["feedback_no"],
+                    key=f"vote-{outcome.id}",
+                    label_visibility="collapsed",
+                )
             if right is None:
                 return
-            chosen = p.label if right == 1 else pick_class(outcome, t, predictor)
+            chosen = p.label if right else pick_class(outcome, t, predictor)
         if chosen is None:
             return
         if store is None:
@@ -399,23 +429,13 @@ def render_gradcam(index: int, outcome: Outcome, t: dict, predictor: Predictor) 
         st.image(overlay, caption=t["gradcam_caption"], width=320)
 
 
-def probability_chart(p: Prediction, t: dict, language: str) -> alt.Chart:
-    table = pd.DataFrame(
-        {
-            t["class"]: [t["classes"].get(k, k) for k in p.probabilities],
-            t["probability"]: list(p.probabilities.values()),
-            "text": [percent(v, language) for v in p.probabilities.values()],
-        }
-    )
-    return (
-        alt.Chart(table, title=t["chart_title"])
-        .mark_bar()
-        .encode(
-            x=alt.X(f"{t['probability']}:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y(f"{t['class']}:N", sort="-x"),
-            tooltip=[t["class"], alt.Tooltip("text:N", title=t["probability"])],
-        )
-    )
+def render_probabilities(p: Prediction, t: dict, language: str) -> None:
+    """The most likely classes as bars whose text (what a screen reader reads too) is in the page's language:
+    "Kaca cokelat · 92,3 %", never a chart library's "Probabilitas: 92.333062%"."""
+    st.markdown(f"**{t['chart_title']}**")
+    ranked = sorted(p.probabilities.items(), key=lambda item: -item[1])[:SHOWN_PROBABILITIES]
+    for label, probability in ranked:
+        st.progress(probability, text=f"{t['classes'].get(label, label)} · {percent(probability, language)}")
 
 
 def render_history(t: dict, language: str) -> None:
@@ -432,8 +452,10 @@ def render_history(t: dict, language: str) -> None:
     unsure.metric(t["stat_unsure"], stats.unsure)
     if stats.per_class:
         names = [t["classes"].get(k, k) for k in stats.per_class]
-        counts = pd.DataFrame({t["class"]: names, t["stat_per_class"]: list(stats.per_class.values())})
-        st.bar_chart(counts, x=t["class"], y=t["stat_per_class"], horizontal=True)
+        st.markdown(f"**{t['stat_per_class']}**")
+        st.markdown(
+            "\n".join(f"- {name}: {count}" for name, count in zip(names, stats.per_class.values(), strict=True))
+        )
     newest_first = list(reversed(entries))
     with st.container(key="history-table"):
         table = pd.DataFrame(
@@ -533,6 +555,7 @@ def main() -> None:
             render_outcome(index, outcome, t, language, predictor)
     render_history(t, language)
     render_model_info(t, language, predictor)
+    saved_histories().save(st.session_state.history_token, st.session_state.history)
 
 
 if __name__ == "__main__":
