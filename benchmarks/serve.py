@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from common import rss_mb  # noqa: E402
 
 from browser import free_port, start_pilah, stop, wait_for_health  # noqa: E402
+from pilah.hardware import describe  # noqa: E402
 
 PHOTOS = sorted((ROOT / "examples").glob("*.jpg"))
 
@@ -80,6 +81,7 @@ def main() -> None:
         rss_end = rss_mb(server.pid)
     finally:
         stop(server)
+    print(f"machine: {describe()}\n")
     print("| scenario | requests | errors | p50 ms | p99 ms | requests/s |")
     print("|---|---|---|---|---|---|")
     print(row("1 client, sequential (baseline)", single, single_seconds))

@@ -57,6 +57,7 @@ class Source(_Strict):
 
     url: HttpUrl
     title: str = Field(min_length=3)
+    language: str | None = Field(None, pattern=r"^[a-z]{2}$")  # the title's language, when a page should say it
 
 
 class Stream(_Strict):
@@ -186,6 +187,7 @@ class Advice(StreamAdvice):
     dont: list[str]
     source_url: str
     source_title: str
+    source_language: str | None = None  # the source's language, e.g. "id" for an Indonesian ministry's page
     exceptions: list[LookalikeAdvice] = Field(default_factory=list)  # one per other stream, in the pack's order
 
     def to_dict(self) -> dict:
@@ -296,6 +298,7 @@ def advice(label: str, region: str = DEFAULT_REGION, language: str = "en") -> Ad
         dont=list(words.dont),
         source_url=str(rule.source.url),
         source_title=rule.source.title,
+        source_language=rule.source.language,
         exceptions=_lookalikes(p, rule, used),
     )
 

@@ -341,7 +341,10 @@ def render_steps(advice: guidance.Advice, t: dict, language: str) -> None:
         body.append(f"**{t['bin_colour_label']}**: {t['bin_colours'][advice.bin_colour]}")
     if advice.language != language:  # a pack a city wrote may have its own language only
         body.append(t["advice_language"].format(language=words.texts(advice.language)["language_name"]))
-    body.append(f"*{t['advice_source'].format(title=advice.source_title, url=advice.source_url)}*")
+    title = advice.source_title
+    if advice.source_language and advice.source_language != language:  # say it, rather than mix languages silently
+        title += f" ({t['source_written_in'].get(advice.source_language, advice.source_language)})"
+    body.append(f"*{t['advice_source'].format(title=title, url=advice.source_url)}*")
     st.markdown("\n\n".join(body))
 
 
@@ -527,7 +530,10 @@ def render_model_info(t: dict, language: str, predictor: Predictor) -> None:
                 photos=check.photos, difference=words.decimal(check.max_difference, language)
             )
         )
-        st.caption(f"{t['model_runtime'].format(runtime=predictor.runtime)} {verdict}")
+        runtime = predictor.runtime
+        for english, own in t["runtime_words"].items():  # the runtime's own words, in the page's language
+            runtime = runtime.replace(english, own)
+        st.caption(f"{t['model_runtime'].format(runtime=runtime)} {verdict}")
 
 
 def main() -> None:
