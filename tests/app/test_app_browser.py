@@ -152,6 +152,8 @@ def test_on_a_phone_the_verdict_is_in_the_first_screen_after_any_number_of_uploa
         assert pair in verdict and words.pair_tip("brown-glass", "green-glass", "id") in verdict
         box = newest_verdict_box(phone)
         assert box["y"] + box["height"] <= PHONE["height"], box
+        question = phone.locator('[class*="st-key-feedback-"]').first.bounding_box()  # "is this right?" too
+        assert question["y"] + question["height"] <= PHONE["height"], question
         phone.screenshot(path=screenshots / "app_phone_doubt.png")
         browser.close()
 
@@ -171,7 +173,10 @@ def test_at_desktop_width_verdict_details_history_and_its_csv(app_url, screensho
         expect(page.get_by_text(advice.prepare[0])).to_be_hidden()  # the steps wait in the details
         page.get_by_text(T["details"]).first.click()
         expect(page.get_by_text(advice.prepare[0])).to_be_visible()
-        expect(page.locator('[data-testid="stVegaLiteChart"] svg.marks').first).to_be_visible()
+        expect(page.locator('[data-testid="stProgress"]').first).to_be_visible()  # the likeliest classes as bars
+        bars = page.locator('[data-testid="stProgress"]').all_inner_texts()
+        assert len(bars) == 5 and bars[0].startswith(T["classes"]["battery"] + " · ") and bars[0].endswith(" %")
+        expect(page.get_by_role("img", name=T["model_saw"])).to_be_visible()  # the photo has its alt text
         page.screenshot(path=screenshots / "app_desktop.png", full_page=True)
         warm = [upload_and_wait(page, name) for name in ("clothes.jpg", "shoes.jpg", "paper.jpg", "metal.jpg")]
         expect(page.locator(".st-key-history-table")).to_be_visible()
@@ -193,25 +198,124 @@ def test_at_desktop_width_verdict_details_history_and_its_csv(app_url, screensho
         browser.close()
 
 
-def test_the_indonesian_page_shows_no_english_from_streamlit(app_url):
-    """Streamlit's own button labels are English: the page hides them and shows its own, translated."""
+# Streamlit's own English words, as visible text or accessible names (what a screen reader reads).
+STREAMLIT_ENGLISH = (
+    "Skip to main content",
+    "Main menu",
+    "file upload",
+    "Add files",
+    "Remove ",
+    "Thumbs up",
+    "Thumbs down",
+    "Feedback rating",
+    "Take Photo",
+    "Download as CSV",
+    "Show data",
+    "Fullscreen",
+    "Choose an option",
+    "Vega visualization",
+    "This app would like to use your camera",
+    "Learn how to allow access",
+    "Link to heading",
+    '"Open"',
+    "graph optimisation",
+    "Upload",
+    "Drag and drop",
+    "Browse files",
+    "Limit 200MB",
+    "Running",
+    "Stop",
+)
+# Whatever a finger taps, and how big it is; a radio's or checkbox's input sits in its label, which is the target.
+TAP_TARGETS = """() => [...document.querySelectorAll(`button, [role="tab"], [data-testid="stRadioOption"],
+    [data-baseweb="select"], [data-testid="stCheckbox"] label, [data-testid="stToggle"] label,
+    [data-testid="stExpander"] summary`)]
+  .filter((e) => e.offsetParent !== null && e.getClientRects().length)
+  .filter((e) => e.matches('[data-baseweb="select"]') || !e.closest('[data-baseweb="select"]'))  // one target
+  .map((e) => { const r = e.getBoundingClientRect();
+    return {name: (e.getAttribute("aria-label") || e.innerText || "").trim().slice(0, 40),
+            width: Math.round(r.width), height: Math.round(r.height)}; })"""
+
+
+def page_words(page) -> str:
+    """What a person sees and what a screen reader reads: the visible text and the accessibility tree."""
+    return page.locator("body").inner_text() + "\n" + page.locator("body").aria_snapshot()
+
+
+def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, screenshots):
+    """Streamlit's own labels, accessible names and messages are English: the page replaces what it can and hides
+    the rest, in the visible text and in the accessibility tree, with and without camera permission; the English
+    page gets Streamlit's words back."""
     with playwright_api.sync_playwright() as p:
-        browser = launch(p, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
-        context = browser.new_context(viewport=PHONE, permissions=["camera"])
-        page = context.new_page()
+        for permissions in (["camera"], []):  # a fake camera that is allowed; then no camera permission at all
+            flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] if permissions else []
+            browser = launch(p, flags)
+            page = browser.new_context(viewport=PHONE, permissions=permissions).new_page()
+            page.goto(app_url)
+            page.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+            upload_and_wait(page, "white-glass.jpg")
+            page.get_by_text(T["details"]).first.click()
+            expect(page.get_by_role("button", name="Hapus white-glass.jpg")).to_be_attached()
+            page.get_by_role("tab", name=T["tab_camera"]).click()
+            if permissions:
+                page.wait_for_function(CAMERA_STREAMING, timeout=60_000)
+                expect(page.get_by_role("button", name=T["streamlit_names"]["Take Photo"], exact=True)).to_be_visible()
+            else:
+                expect(
+                    page.get_by_text(T["streamlit_names"]["This app would like to use your camera."])
+                ).to_be_visible()
+            page.wait_for_timeout(500)  # the renaming runs on the next animation frame
+            said = page_words(page)
+            assert [english for english in STREAMLIT_ENGLISH if english in said] == []
+            page.screenshot(path=screenshots / f"app_phone_camera{'' if permissions else '_no_permission'}.png")
+            if permissions:
+                browser.close()
+        page.locator("[data-testid=stRadioOption]", has_text="EN").click()  # back to Streamlit's own English
+        expect(page.get_by_role("tab", name=words.texts("en")["tab_camera"], selected=True)).to_be_visible()
+        expect(page.get_by_text("This app would like to use your camera.")).to_be_visible()
+        page.get_by_role("tab", name=words.texts("en")["tab_upload"]).click()
+        expect(page.get_by_role("button", name="Remove white-glass.jpg")).to_be_attached()
+        browser.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, {"width": 1280, "height": 800}], ids=["phone", "desktop"])
+def test_everything_a_finger_taps_is_at_least_44_px(app_url, viewport):
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport=viewport, has_touch=True)
         page.goto(app_url)
         page.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
-        upload_button = '[data-testid="stFileUploaderDropzone"] button'
-        wait_for_one(page, upload_button)
-        assert page.evaluate(LABEL, upload_button) == ["upload", f'"{T["upload_button"]}"']  # the icon's name only
-        expect(page.locator('[data-testid="stFileUploaderDropzoneInstructions"]')).to_be_hidden()
+        upload_and_wait(page, "paper.jpg")
+        page.get_by_text(T["details"]).first.click()
+        expect(page.locator('[data-testid="stProgress"]').first).to_be_visible()
+        targets = page.evaluate(TAP_TARGETS)
+        assert len(targets) >= 12  # the tabs, the chip's buttons, the answer, the look-alike, the history's...
+        assert [t for t in targets if t["width"] < 44 or t["height"] < 44] == []
+        browser.close()
+
+
+def test_the_history_survives_a_reload_and_the_open_tab_a_language_switch(app_url):
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport=PHONE)
+        page.goto(app_url)
+        page.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+        names = ["battery.jpg", "paper.jpg", "metal.jpg", "shoes.jpg", "clothes.jpg"]
+        for name in names:
+            upload_and_wait(page, name)
+        assert "h=" in page.url  # the token the server keeps this tab's history under
+        page.reload()
+        page.get_by_text(T["history_title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+        wait_for_run_end(page)
+        history = page.locator(".st-key-history-list").inner_text()
+        assert all(T["classes"][Path(name).stem] in history for name in names)
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("5")
+        expect(page.get_by_text(T["history_empty"])).to_be_hidden()
         page.get_by_role("tab", name=T["tab_camera"]).click()
-        page.wait_for_function(CAMERA_STREAMING, timeout=60_000)
-        wait_for_one(page, '[data-testid="stCameraInputButton"]')
-        assert page.evaluate(LABEL, '[data-testid="stCameraInputButton"]') == ["", f'"{T["camera_button"]}"']
-        visible = page.locator("body").inner_text()
-        for english in ("Upload", "Drag and drop", "Browse files", "Limit 200MB", "Running", "Stop"):
-            assert english not in visible, english
+        page.locator("[data-testid=stRadioOption]", has_text="EN").click()
+        expect(page.get_by_role("tab", name=words.texts("en")["tab_camera"], selected=True)).to_be_visible()
+        page.locator("[data-testid=stRadioOption]", has_text="ID").click()
+        expect(page.get_by_role("tab", name=T["tab_camera"], selected=True)).to_be_visible()
         browser.close()
 
 
@@ -280,7 +384,7 @@ def test_a_correction_on_a_phone_from_thumbs_down_to_the_kept_photo(tmp_path, sc
             phone = browser.new_page(viewport=PHONE, is_mobile=True, device_scale_factor=2)
             phone.goto(url)
             upload_and_wait(phone, "battery.jpg")
-            phone.locator('[class*="st-key-vote-"] [data-testid="stFeedbackButton"]').nth(1).click()  # thumbs down
+            phone.locator('[class*="st-key-vote-"] [data-variant="segmented_control"]').nth(1).click()  # 👎 Salah
             picker = phone.locator('[class*="st-key-pick-"]')
             picker.wait_for(timeout=30_000)
             picker.click()

@@ -10,6 +10,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from PIL import Image
 
 from pilah.files import csv_text
@@ -49,8 +50,14 @@ class Entry:
 def thumbnail(image: Image.Image) -> str:
     small = image.copy()
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return data_url(small)
+
+
+def data_url(image: Image.Image | np.ndarray) -> str:
+    """A PNG data URL: an image the page carries in its own HTML (with alternative text)."""
+    picture = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     buffer = io.BytesIO()
-    small.convert("RGB").save(buffer, "PNG", optimize=True)
+    picture.convert("RGB").save(buffer, "PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

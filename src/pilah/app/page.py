@@ -9,6 +9,7 @@ the newest upload), details fold below it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,6 +42,49 @@ SHOWN_PROBABILITIES = 5  # the details list the most likely classes; the rest sh
 TAP_TARGET = 44  # px: the smallest thing a finger taps (WCAG 2.5.5, Apple's and Google's guidelines)
 
 
+def accessible_names(language: str) -> str:
+    """A script that puts Streamlit's own English accessible names and messages (which it offers no setting for)
+    in the page's language: "Remove photo.jpg" becomes "Hapus photo.jpg", the camera's permission message is
+    Indonesian. It maps both ways, so a switch back to English undoes it. Our own text, no user input in it."""
+    table = words.texts("id")["streamlit_names"]
+    names = table if language == "id" else {own: english for english, own in table.items()}
+    prefixes = {"Remove ": "Hapus "} if language == "id" else {"Hapus ": "Remove "}
+    return f"""<script>
+(() => {{
+  window.pilahNames = {json.dumps(names, ensure_ascii=False)};
+  window.pilahPrefixes = {json.dumps(prefixes, ensure_ascii=False)};
+  const rename = (value) => {{
+    if (Object.hasOwn(window.pilahNames, value)) return window.pilahNames[value];
+    for (const [from, to] of Object.entries(window.pilahPrefixes)) {{
+      if (value.startsWith(from)) return to + value.slice(from.length);
+    }}
+    return null;
+  }};
+  const apply = () => {{
+    window.pilahPending = false;
+    for (const element of document.querySelectorAll("[aria-label]")) {{
+      const renamed = rename(element.getAttribute("aria-label"));
+      if (renamed !== null) element.setAttribute("aria-label", renamed);
+    }}
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {{
+      const text = node.nodeValue.trim();
+      if (text && Object.hasOwn(window.pilahNames, text)) node.nodeValue = window.pilahNames[text];
+    }}
+  }};
+  window.pilahApply = () => {{
+    if (!window.pilahPending) {{ window.pilahPending = true; requestAnimationFrame(apply); }}
+  }};
+  if (!window.pilahObserver) {{
+    window.pilahObserver = new MutationObserver(() => window.pilahApply());
+    window.pilahObserver.observe(document.body, {{subtree: true, childList: true, characterData: true,
+                                                 attributes: true, attributeFilter: ["aria-label"]}});
+  }}
+  window.pilahApply();
+}})();
+</script>"""
+
+
 def page_style(t: dict) -> str:
     """CSS: Streamlit's own English labels replaced by ours (or hidden), and the history's two layouts."""
     return f"""<style>
@@ -49,15 +93,24 @@ def page_style(t: dict) -> str:
   display: none}}
 [data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"]::after {{
   content: "{t["upload_button"]}"}}
-[data-testid="stCameraInputButton"] {{font-size: 0}}
-[data-testid="stCameraInputButton"]::after {{content: "{t["camera_button"]}"; font-size: 1rem}}
 [data-testid="stStatusWidget"] {{display: none}}
 [data-testid="stFileChips"] {{flex-wrap: nowrap}}  /* the newest upload's chip and "+" on one row */
+/* Streamlit's English-only controls that Pilah does not need: the app menu, heading anchors, element toolbars */
+[data-testid="stMainMenu"], [data-testid="stHeaderActionElements"], [data-testid="stElementToolbar"] {{display: none}}
+/* everything a finger taps is at least {TAP_TARGET} px each way */
+.stButton button, .stDownloadButton button, [data-variant="segmented_control"], [data-testid="stTab"],
+[data-testid="stRadioOption"],
+[data-testid="stFileUploaderDropzone"] button, [data-testid="stFileChips"] button, [data-baseweb="select"] > div,
+[data-testid="stSelectbox"] button,
+[data-testid="stCameraInputButton"], [data-testid="stCheckbox"] label, [data-testid="stToggle"] label,
+[data-testid="stExpander"] summary {{min-height: {TAP_TARGET}px; min-width: {TAP_TARGET}px}}
+[data-testid="stRadioOption"] {{align-items: center}}
 [data-testid="stFileChips"] > div > div:not(:last-child) {{display: none}}  /* one chip: the newest upload */
 @media {NARROW} {{
   .st-key-history-table {{display: none}}
-  [data-testid="stMainBlockContainer"] {{padding-top: 3.5rem}}  /* just under the header bar */
-  h1 {{font-size: 1.6rem !important; padding-bottom: 0.25rem}}
+  [data-testid="stHeader"] {{display: none}}  /* empty once the menu is hidden: its room goes to the verdict */
+  [data-testid="stMainBlockContainer"] {{padding-top: 0.25rem}}
+  h1 {{font-size: 1.45rem !important; padding-bottom: 0}}
   h4 {{font-size: 1.2rem !important}}  /* "brown glass or green glass?" on one line */
 }}
 @media not all and {NARROW} {{ .st-key-history-list {{display: none}} }}
@@ -237,7 +290,11 @@ def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predict
             render_lookalike_question(outcome, t, language, region)
     render_feedback(outcome, t, language, predictor)
     with st.expander(t["details"]):
-        st.image(outcome.image, caption=t["model_saw"], width=160)  # its caption is its alt text too
+        st.markdown(  # an <img> of our own: st.image gives no alternative text
+            f'<img src="{history.data_url(outcome.image)}" alt="{t["model_saw"]}" width="160">',
+            unsafe_allow_html=True,
+        )
+        st.caption(t["model_saw"])
         steps_for = guidance.class_of_stream(region, outcome.lookalike) if outcome.lookalike else p.label
         if p.grade in ("sure", "likely") and steps_for:
             render_steps(guidance.advice(steps_for, region, language), t, language)
@@ -260,13 +317,14 @@ def render_verdict(p: Prediction, t: dict, language: str, region: str) -> None:
             st.info(t["grade_likely"].format(confidence=confidence))
         return
     if p.grade == "two":
-        (first, p1), (second, p2) = p.top_k[:2]
-        a, b = t["classes"][first], t["classes"][second]
-        st.markdown(f"#### {t['between'].format(a=a, b=b)}")
-        body = t["grade_two"].format(a=a, pa=percent(p1, language), b=b, pb=percent(p2, language))
-        st.warning(f"{body}  \n{words.pair_tip(first, second, language)}")
-        lines = [f"- **{t['classes'][label]}**: {stream_line(label, language, region)}" for label in (first, second)]
+        (first, p1), (second, p2) = p.top_k[:2]  # compact: the card and "is this right?" fit a phone's first screen
+        st.markdown(f"#### {t['between'].format(a=t['classes'][first], b=t['classes'][second])}")
+        lines = [
+            f"- **{t['classes'][label]}** ({percent(share, language)}) {stream_line(label, language, region)}"
+            for label, share in ((first, p1), (second, p2))
+        ]
         st.markdown("\n".join(lines))
+        st.warning(t["grade_two"].format(tip=words.pair_tip(first, second, language)))
         return
     unfamiliar = p.grade == "unfamiliar"
     st.markdown(f"#### {t['unfamiliar_title'] if unfamiliar else t['none_title']}")
@@ -542,6 +600,7 @@ def main() -> None:
     language = st.session_state.language
     t = words.texts(language)
     st.html(page_style(t))
+    st.html(accessible_names(language), unsafe_allow_javascript=True)
     render_header(t, language)
     fresh, from_camera = render_inputs(t)  # the pickers show before the model loads: the first paint is usable
     results = st.container()
