@@ -7,6 +7,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -218,11 +219,21 @@ def test_gradcam_heatmap_on_request(monkeypatch, sure_model, keras_file):
     """From the export, Grad-CAM loads the `.keras` file it came from; a `.keras` app lends its own model."""
     at = start(monkeypatch, KERAS_MODEL if keras_file else sure_model)
     upload(at, "battery.jpg")
-    images_before = len(at.get("image"))
+    assert not at.get("image")  # the details show the model's photo as HTML with alt text, not as st.image
     at.toggle[0].set_value(True)
     at.run()
     assert not at.exception
-    assert len(at.get("image")) == images_before + 1
+    (heatmap,) = at.get("image")
+    assert [image.caption for image in heatmap.proto.imgs] == [words.texts("id")["gradcam_caption"]]
+    outcome = at.session_state["latest"][0]
+    from pilah.inference.gradcam import GradCam
+
+    cam = GradCam.from_file(KERAS_MODEL)
+    battery = json.loads(CARD.read_text())["classes"].index("battery")
+    heat = cam.heatmap(outcome.image, battery)
+    assert heat.shape == (7, 7) and heat.max() == pytest.approx(1.0) and heat.min() < 0.5  # it points somewhere
+    overlay = np.asarray(cam.overlay(outcome.image, battery), dtype=np.int16)
+    assert overlay.shape == outcome.image.shape and np.abs(overlay - outcome.image).mean() > 5  # drawn on
 
 
 def test_model_info_speaks_to_households_and_names_its_runtime(monkeypatch):

@@ -256,6 +256,12 @@ def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, s
             upload_and_wait(page, "white-glass.jpg")
             page.get_by_text(T["details"]).first.click()
             expect(page.get_by_role("button", name="Hapus white-glass.jpg")).to_be_attached()
+            notes = screenshots / "notes.txt"  # not a photo: Pilah's own message, not Streamlit's English red chip
+            notes.write_text("not a photo")
+            page.locator(UPLOADER).set_input_files(notes)
+            expect(page.get_by_text(T["error_title"].format(name="notes.txt"))).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(words.error_message("not_an_image", "id"))).to_be_visible()
+            wait_for_run_end(page)
             page.get_by_role("tab", name=T["tab_camera"]).click()
             if permissions:
                 page.wait_for_function(CAMERA_STREAMING, timeout=60_000)
@@ -273,8 +279,8 @@ def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, s
         page.locator("[data-testid=stRadioOption]", has_text="EN").click()  # back to Streamlit's own English
         expect(page.get_by_role("tab", name=words.texts("en")["tab_camera"], selected=True)).to_be_visible()
         expect(page.get_by_text("This app would like to use your camera.")).to_be_visible()
-        page.get_by_role("tab", name=words.texts("en")["tab_upload"]).click()
-        expect(page.get_by_role("button", name="Remove white-glass.jpg")).to_be_attached()
+        expect(page.get_by_role("button", name="Open", exact=True)).to_be_attached()
+        expect(page.get_by_role("link", name="Skip to main content")).to_be_attached()
         browser.close()
 
 

@@ -238,19 +238,20 @@ def render_header(t: dict, language: str) -> None:
         )
 
 
-def remember_tab(names: list[str]) -> None:
-    st.session_state.input_tab = names.index(st.session_state[f"input-tabs-{st.session_state.language}"])
+def remember_tab(key: str, names: list[str]) -> None:
+    """The tab a person opened, by position, so that it stays open in the other language. The key is the one this
+    tab bar had when it was drawn: a language switch in the same rerun has already changed the session's."""
+    chosen = st.session_state.get(key)
+    if chosen in names:
+        st.session_state.input_tab = names.index(chosen)
 
 
 def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
     """The pickers; returns the new inputs as (source, title, bytes), and whether one came from the camera."""
     names = [t["tab_upload"], t["tab_camera"], t["tab_example"]]
+    key = f"input-tabs-{st.session_state.language}"  # a new tab bar per language, opened where the last one was
     upload_tab, camera_tab, example_tab = st.tabs(
-        names,
-        default=names[st.session_state.input_tab],  # the open tab stays open when the language changes
-        key=f"input-tabs-{st.session_state.language}",
-        on_change=remember_tab,
-        args=(names,),
+        names, default=names[st.session_state.input_tab], key=key, on_change=remember_tab, args=(key, names)
     )
     with upload_tab:
         label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
