@@ -242,7 +242,8 @@ def page_words(page) -> str:
     return page.locator("body").inner_text() + "\n" + page.locator("body").aria_snapshot()
 
 
-def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, screenshots):
+@pytest.mark.parametrize("viewport", [PHONE, {"width": 1280, "height": 800}], ids=["phone", "desktop"])
+def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, screenshots, viewport):
     """Streamlit's own labels, accessible names and messages are English: the page replaces what it can and hides
     the rest, in the visible text and in the accessibility tree, with and without camera permission; the English
     page gets Streamlit's words back."""
@@ -250,7 +251,7 @@ def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, s
         for permissions in (["camera"], []):  # a fake camera that is allowed; then no camera permission at all
             flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] if permissions else []
             browser = launch(p, flags)
-            page = browser.new_context(viewport=PHONE, permissions=permissions).new_page()
+            page = browser.new_context(viewport=viewport, permissions=permissions).new_page()
             page.goto(app_url)
             page.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
             upload_and_wait(page, "white-glass.jpg")
@@ -273,7 +274,8 @@ def test_the_indonesian_page_shows_and_says_no_english_from_streamlit(app_url, s
             page.wait_for_timeout(500)  # the renaming runs on the next animation frame
             said = page_words(page)
             assert [english for english in STREAMLIT_ENGLISH if english in said] == []
-            page.screenshot(path=screenshots / f"app_phone_camera{'' if permissions else '_no_permission'}.png")
+            width = "phone" if viewport == PHONE else "desktop"
+            page.screenshot(path=screenshots / f"app_{width}_camera{'' if permissions else '_no_permission'}.png")
             if permissions:
                 browser.close()
         page.locator("[data-testid=stRadioOption]", has_text="EN").click()  # back to Streamlit's own English
