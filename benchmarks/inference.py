@@ -61,7 +61,7 @@ def worker(model: str, baseline: bool, one_pass: bool) -> dict:
         from pilah.inference.predictor import Predictor
 
         predictor = Predictor(model)
-        predictor.flip_tta = predictor.flip_tta and not one_pass
+        predictor.engine.flip_tta = predictor.engine.flip_tta and not one_pass
         predictor.predict(PHOTOS[0])
         cold = time.perf_counter() - started
         check = predictor.check.seconds

@@ -139,11 +139,11 @@ def test_evaluate_with_flip_tta_is_recorded_and_followed_by_the_predictor(traine
     assert Run.open(run).config.eval.flip_tta  # ...evaluation.yaml what evaluated it, for later evaluations
     pilah("evaluate", run)
     assert json.loads((run / "metrics.json").read_text()) == metrics | {"model": metrics["model"]}
-    assert Predictor(run / "best.keras").flip_tta
+    assert Predictor(run / "best.keras").engine.flip_tta
     pilah("package", run, "--out", tmp_path / "models", "--name", "tiny")
     card = json.loads((tmp_path / "models" / "tiny.json").read_text())
     assert card["flip_tta"] is True and "left-right mirror" in (tmp_path / "models" / "tiny.md").read_text()
-    assert Predictor(tmp_path / "models" / "tiny.keras").flip_tta
+    assert Predictor(tmp_path / "models" / "tiny.keras").engine.flip_tta
 
 
 def test_training_split_scored_on_a_seeded_sample_and_the_card_says_so(trained_run: Path, tmp_path: Path):

@@ -60,8 +60,8 @@ def runtime(request) -> Predictor:
     if request.param == "int8 (basic)":
         from pilah.inference.runtimes import OnnxRunner
 
-        predictor.runner = OnnxRunner(INT8_MODEL, "basic", predictor.open_set.layer)
-        predictor.check = selfcheck.check(predictor, predictor.card.self_check)
+        predictor.engine.runner = OnnxRunner(INT8_MODEL, "basic", predictor.open_set.layer)
+        predictor.check = selfcheck.check(predictor.engine, predictor.card.self_check)
     return predictor
 
 

@@ -24,7 +24,7 @@ def predictor(trained_run: Path) -> Predictor:
 def test_reads_classes_and_calibration_from_the_run(predictor: Predictor, trained_run: Path):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert predictor.classes == json.loads((trained_run / "labels.json").read_text())
-    assert predictor.temperature == pytest.approx(metrics["temperature"])
+    assert predictor.engine.temperature == pytest.approx(metrics["temperature"])
     assert predictor.uncertain_below == pytest.approx(metrics["uncertain_below"])
 
 
@@ -44,7 +44,7 @@ def test_every_kind_of_source_gives_the_same_answer(predictor: Predictor):
 
 def test_flip_tta_averages_each_image_with_its_mirror():
     predictor = Predictor(KERAS_MODEL)  # trained: its mirror answers differ clearly
-    predictor.temperature, predictor.flip_tta = 1.0, False  # compare raw averages
+    predictor.engine.temperature, predictor.engine.flip_tta = 1.0, False  # compare raw averages
     batch = np.stack([load_rgb(p, predictor.image_size) for p in sorted(SAMPLE.glob("*/*.jpg"))[:4]]).astype(np.float32)
     mirrored = batch[:, :, ::-1]
     plain_probs, mirrored_probs = predictor.probabilities(batch), predictor.probabilities(mirrored)
@@ -53,7 +53,7 @@ def test_flip_tta_averages_each_image_with_its_mirror():
     # tolerance, a thousand times below the mirror's own effect, tells averaging from ignoring the mirror.
     tolerance = 1e-6
     assert np.abs(plain_probs - mirrored_probs).max() > 1000 * tolerance
-    predictor.flip_tta = True
+    predictor.engine.flip_tta = True
     averaged = predictor.probabilities(batch)
     np.testing.assert_allclose(averaged, (plain_probs + mirrored_probs) / 2, rtol=0, atol=tolerance)
     np.testing.assert_allclose(predictor.probabilities(mirrored), averaged, rtol=0, atol=tolerance)  # its TTA is

@@ -100,6 +100,49 @@ def _fallback_warning(path: Path, failed: list[selfcheck.CheckResult], chosen: s
     return "\n".join(lines)
 
 
+class CalibratedRuntime:
+    """One runtime with the model card's calibration around it (temperature, flip TTA, the open-set score): what
+    the self-check compares with the card's reference answers, built whole before it is checked, and what the
+    Predictor serves once it agrees."""
+
+    def __init__(self, runner: Any, temperature: float, flip_tta: bool, open_set: OpenSet | None) -> None:
+        self.runner, self.temperature, self.flip_tta, self.open_set = runner, temperature, flip_tta, open_set
+
+    @property
+    def runtime(self) -> str:
+        return self.runner.description
+
+    @property
+    def image_size(self) -> int:
+        return self.runner.image_size
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and the pooled features of the open-set layer (None when there is none),
+        averaged over each image and its mirror when the model card says so."""
+        batch = batch.astype(np.float32)
+        probs, features = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
+        return apply_temperature(probs, self.temperature), features
+
+    def answers(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and each photo's novelty (None when the card has no open-set bank)."""
+        probs, features = self.outputs(batch)
+        novelty = None if self.open_set is None or features is None else self.open_set.novelty(features)
+        return probs, novelty
+
+    def _run(self, batch: np.ndarray) -> Outputs:
+        """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
+        of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
+        server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
+        count = len(batch)
+        if self.runner.pads_batches:
+            batch = pad_batch(batch, 1 << max(0, count - 1).bit_length())
+        probs, features = self.runner(batch)
+        features = None if features is None else np.asarray(features[:count], dtype=np.float64).reshape(count, -1)
+        return np.asarray(probs[:count], dtype=np.float64), features
+
+
+
+
 class Predictor:
     """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
 
@@ -121,18 +164,20 @@ class Predictor:
         if embedding:
             self.card.open_set = {"layer": embedding}
         self.classes: list[str] = list(self.card.classes)
-        self.temperature = self.card.temperature
         self.uncertain_below = self.card.uncertain_below
         self.likely_margin, self.two_from = self.card.grades.likely_margin, self.card.grades.two_from
-        self.flip_tta = self.card.flip_tta
         self.open_set = None if embedding else OpenSet.from_card(self.card.open_set, self.model_path)
         self.max_pixels = max_pixels
-        self.check = self._load_runtime(self_check)
-        self.model = self.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
+        self.engine, self.check = self._load_runtime(self_check)
+        self.model = self.engine.runner.model  # the Keras model (for Grad-CAM), or None for an exported file
 
     @property
     def runtime(self) -> str:
-        return self.runner.description
+        return self.engine.runtime
+
+    @property
+    def image_size(self) -> int:
+        return self.engine.image_size
 
     @property
     def name(self) -> str:
@@ -144,53 +189,36 @@ class Predictor:
         """The Pilah version that made the model ("?" for a run's model without a card)."""
         return self.card.pilah_version
 
-    def _load_runtime(self, self_check: bool) -> selfcheck.CheckResult:
+    def _load_runtime(self, self_check: bool) -> tuple[CalibratedRuntime, selfcheck.CheckResult]:
         """The first runtime that gives the card's reference answers on this processor; a loud warning for each
-        one that does not, and `SelfCheckError` when none does."""
+        one that does not, and `SelfCheckError` when none does. Each is checked whole, before this Predictor
+        holds it."""
         failed: list[selfcheck.CheckResult] = []
         for name, make in runtime_candidates(self.model_path, self.card):
             try:
-                self.runner = make()
+                runner = make()
             except (ImportError, UsageError) as error:  # e.g. the .keras fallback where Keras is not installed
                 failed.append(selfcheck.CheckResult(runtime=name, passed=False, note=f"unavailable: {error}"))
                 continue
-            self.image_size = self.runner.image_size
+            engine = CalibratedRuntime(runner, self.card.temperature, self.card.flip_tta, self.open_set)
             if not self_check:
-                return selfcheck.CheckResult(runtime=self.runtime, passed=None, note="self-check turned off")
-            result = selfcheck.check(self, self.card.self_check)
+                return engine, selfcheck.CheckResult(runtime=engine.runtime, passed=None, note="self-check turned off")
+            result = selfcheck.check(engine, self.card.self_check)
             if result.passed is not False:
                 if failed:
                     LOGGER.warning(_fallback_warning(self.model_path, failed, result))
-                return result
+                return engine, result
             failed.append(result)
         raise SelfCheckError(_fallback_warning(self.model_path, failed, None))
 
     def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Calibrated probabilities and the pooled features of the open-set layer (None when there is none),
-        averaged over each image and its mirror when the model card says so."""
-        batch = batch.astype(np.float32)
-        probs, features = flip_averaged(self._run, batch) if self.flip_tta else self._run(batch)
-        return apply_temperature(probs, self.temperature), features
+        return self.engine.outputs(batch)
 
     def answers(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Calibrated probabilities and each photo's novelty (None when the card has no open-set bank)."""
-        probs, features = self.outputs(batch)
-        novelty = None if self.open_set is None or features is None else self.open_set.novelty(features)
-        return probs, novelty
+        return self.engine.answers(batch)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self.answers(batch)[0]
-
-    def _run(self, batch: np.ndarray) -> Outputs:
-        """For runtimes that compile per input shape (TensorFlow, TFLite), batches are padded to a power
-        of two: a handful of shapes to compile and keep instead of one per batch size (which, under a
-        server's varying load, grows memory). ONNX Runtime takes any batch size as it is."""
-        count = len(batch)
-        if self.runner.pads_batches:
-            batch = pad_batch(batch, 1 << max(0, count - 1).bit_length())
-        probs, features = self.runner(batch)
-        features = None if features is None else np.asarray(features[:count], dtype=np.float64).reshape(count, -1)
-        return np.asarray(probs[:count], dtype=np.float64), features
+        return self.engine.answers(batch)[0]
 
     def predict(self, source: ImageSource, top_k: int = 3) -> Prediction:
         return self.predict_batch([source], top_k)[0]
