@@ -141,8 +141,6 @@ class CalibratedRuntime:
         return np.asarray(probs[:count], dtype=np.float64), features
 
 
-
-
 class Predictor:
     """A loaded model with its labels; `predict` takes paths, bytes, file objects, PIL images or arrays."""
 
