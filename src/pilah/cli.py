@@ -459,6 +459,42 @@ def cmd_app(args: argparse.Namespace) -> int:
             child.wait(timeout=30)
 
 
+def cmd_web_build(args: argparse.Namespace) -> int:
+    from pilah.web.build import build_site
+
+    started = time.perf_counter()
+    site = build_site(
+        Path(args.out), Path(args.model) if args.model else None, Path(args.runtime) if args.runtime else None
+    )
+    heavy = sorted(site.files.items(), key=lambda item: -item[1])[:4]
+    print(
+        f"wrote {len(site.files)} files, {site.total_bytes / 1e6:.1f} MB, into {site.folder} in "
+        f"{time.perf_counter() - started:.0f} s (onnxruntime-web {site.runtime_version})"
+    )
+    print(_format_table(["largest files", "MB"], [[name, f"{size / 1e6:.1f}"] for name, size in heavy]))
+    print(f"try it: pilah web serve --dir {site.folder}")
+    return EXIT_OK
+
+
+def cmd_web_serve(args: argparse.Namespace) -> int:
+    from pilah.web.server import make_server
+
+    server = make_server(Path(args.dir), args.host, args.port)
+    print(f"Pilah offline web app on http://{args.host}:{server.server_address[1]}/  (Ctrl-C stops it)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            "note: a phone on this network can open it, but browsers keep a site for offline use (service worker) "
+            "and run it threaded only over HTTPS or on localhost: deploy the folder to an HTTPS host for that "
+            "(docs/web.md)",
+            flush=True,
+        )
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from pilah.inference.export import card_path, export
     from pilah.inference.predictor import Predictor
@@ -695,6 +731,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-replicas", type=int, help="--engine ray: autoscale up to this many replicas")
     serve.add_argument("--address", help="--engine ray: join this Ray cluster (default: start one here)")
     serve.set_defaults(func=cmd_serve)
+
+    web = verbs.add_parser("web", help="the offline browser app: build the static site, serve it to try it")
+    web_verbs = web.add_subparsers(dest="web_verb", required=True)
+    web_build = web_verbs.add_parser("build", help="write the static site (page, model, runtime, texts, packs)")
+    web_build.add_argument("--out", default="build/web", help="the site's folder (default build/web)")
+    web_build.add_argument("--model", help="an .onnx model with its card (default: the bundled int8 model)")
+    web_build.add_argument(
+        "--runtime", help="an onnxruntime-web dist folder (default: the version package-lock.json pins, via npm ci)"
+    )
+    web_build.set_defaults(func=cmd_web_build)
+    web_serve = web_verbs.add_parser("serve", help="serve a built site on loopback (for a browser or a phone)")
+    web_serve.add_argument("--dir", default="build/web", help="the site's folder (default build/web)")
+    web_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    web_serve.add_argument("--port", type=int, default=8700, help="port (default 8700; 0: any free port)")
+    web_serve.set_defaults(func=cmd_web_serve)
 
     guide = verbs.add_parser("guidance", help="regional disposal guidance packs: list them, check one you wrote")
     guide_verbs = guide.add_subparsers(dest="guidance_verb", required=True)
