@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,6 +41,17 @@ def require_chromium() -> None:
         pytest.fail(f"the browser tests need Chromium: {reason}")
     if reason:
         pytest.skip(reason)
+
+
+def require_tool(name: str) -> None:
+    """Node.js and npm (build and check the offline browser app): fail in CI (`CI=true`, where they are installed),
+    skip with the reason elsewhere."""
+    if shutil.which(name):
+        return
+    reason = f"no {name} on PATH: the offline browser app's build and checks need Node.js and npm"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 PORT_TRIES = 3
@@ -82,6 +94,12 @@ def serve_or_fail(
     test fails with the server's output if it does not come up."""
     command = [sys.executable, "-m", "pilah.cli", verb, *flags, *(["--model", str(model)] if model else [])]
     return launch_on_free_port(lambda port: [*command, "--port", str(port)], health, timeout, cwd)
+
+
+def serve_site(folder: Path):
+    """`pilah web serve --dir folder` on a free loopback port: its URL and process."""
+    command = [sys.executable, "-m", "pilah.cli", "web", "serve", "--dir", str(folder)]
+    return launch_on_free_port(lambda port: [*command, "--port", str(port)], health="/site.json", timeout=60)
 
 
 def launch_on_free_port(command_for, health: str, timeout: float = 180, cwd: Path | None = None):

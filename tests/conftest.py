@@ -110,6 +110,28 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def web_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline browser app's site (`pilah web build`: the real onnxruntime-web from npm, the bundled model),
+    built once for all test processes (read-only: copy it to change it)."""
+    from browser import require_tool
+    from pilah.web.build import build_site
+
+    require_tool("npm")
+    return built_once(tmp_path_factory, "web-site", build_site)
+
+
+@pytest.fixture(scope="session")
+def web_url(web_site: Path):
+    """The site served on loopback by `pilah web serve`, for this test process."""
+    from browser import serve_site, stop
+
+    url, process = serve_site(web_site)
+    yield url
+    output = stop(process)
+    assert "Traceback" not in output, output[-3000:]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that train a model through the shared `trained_run` fixture are slow too (`pytest -m "not slow"`).
     Slow tests run first: with several test processes, a long test left for last would keep one busy while the
