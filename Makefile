@@ -1,7 +1,8 @@
 # For a newcomer: `make app` (set up, then open the web app with the bundled model), `make demo` (set up, then
 # classify the example photos) and `make test` (set up with the dev tools, lint, run the whole test suite).
 # All need only Python >= 3.11. `make app` and `make demo` install the light default (no TensorFlow);
-# `make test` adds training, export and the test tools.
+# `make test` adds training, export and the test tools. `make web` builds and serves the offline browser app (it
+# also needs Node.js and npm).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ PIP_PROGRESS := | grep -E '^(Collecting|Installing|Successfully)' || true
 # Test processes: the tests are CPU-bound (TensorFlow, ONNX Runtime, an emulator); one per core of a 2-core CI.
 TEST_WORKERS ?= 2
 
-.PHONY: setup dev app demo test lint clean
+.PHONY: setup dev app demo web test lint clean
 
 setup: $(INSTALLED)
 dev: $(DEV)
@@ -37,6 +38,12 @@ app: setup
 
 demo: setup
 	$(BIN)/pilah predict examples/
+
+# The offline browser app: build the static site (needs Node.js and npm once, for onnxruntime-web) and serve it on
+# http://127.0.0.1:8700 (docs/web.md: a phone, a static host).
+web: setup
+	$(BIN)/pilah web build --out build/web
+	$(BIN)/pilah web serve --dir build/web
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks

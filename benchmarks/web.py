@@ -36,6 +36,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from browser import launch  # noqa: E402
 from pilah.hardware import describe  # noqa: E402
+from pilah.images import load_rgb  # noqa: E402
 from pilah.inference.card import read_card  # noqa: E402
 from pilah.inference.predictor import BUNDLED_MODEL_NAME, Predictor, bundled_model  # noqa: E402
 from pilah.resources import examples_dir  # noqa: E402
@@ -61,6 +62,17 @@ CLASSIFY = """async (paths) => {
   return out;
 }"""
 CHUNK = 100
+PIXEL_PHOTOS = 300  # test photos whose decoded and resized pixels are compared with Python's
+PIXELS = """async (paths) => {
+  const { loadPhoto } = await import("./js/pixels.js");
+  const out = [];
+  for (const path of paths) {
+    const rgb = await loadPhoto(await (await fetch(path)).blob(), 224, window.pilah.site.limits);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", rgb));
+    out.push([...digest].map((b) => b.toString(16).padStart(2, "0")).join(""));
+  }
+  return out;
+}"""
 
 
 class CountingHandler(web_server.SiteHandler):
@@ -201,6 +213,7 @@ def main() -> None:
             found = classify_in_page(page, names[: args.timing_photos])
             timing[threads] = (runtime, [r["ms"] for r in found if "ms" in r], found)
             if threads == 2:
+                digests = page.evaluate(PIXELS, names[:PIXEL_PHOTOS])
                 answers = found + classify_in_page(page, names[args.timing_photos :])
                 memory_mb = renderer_mb(pid)
                 isolated = page.evaluate("() => crossOriginIsolated")
@@ -209,6 +222,10 @@ def main() -> None:
     httpd.shutdown()
     shutil.rmtree(work, ignore_errors=True)
     python = list(Predictor().predict_paths(paths, batch_size=32))
+    same_pixels = sum(
+        digest == hashlib.sha256(load_rgb(path, 224).tobytes()).hexdigest()
+        for digest, path in zip(digests, paths, strict=False)
+    )
     keras = list(Predictor(args.keras).predict_paths(paths, batch_size=32)) if args.keras.is_file() else None
 
     same = sum(
@@ -229,6 +246,7 @@ def main() -> None:
     for runtime, times, _ in timing.values():
         median, p90 = statistics.median(times), statistics.quantiles(times, n=10)[-1]
         print(f"| per photo, {runtime} | {median:.0f} ms p50, {p90:.0f} ms p90 ({base / median:.2f}x) |")
+    print(f"| photos whose 224 x 224 pixels equal Python's (decode and resize) | {same_pixels} of {len(digests)} |")
     print(f"| same label and grade, 1 thread and threads | {same} of {len(timing[1][2])} photos |")
     print(f"| renderer memory after all photos (cross-origin isolated: {isolated}) | {memory_mb:.0f} MiB |")
     print(f"| test photos the browser could not read | {errors} |")

@@ -384,9 +384,8 @@ def _review_corrections(args: argparse.Namespace) -> int:
         decisions.append((sha1, "accepted", label or None))
     if not decisions:
         decisions = _ask_decisions({k: v for k, v in review_states(args.dir).items() if v.state == PENDING})
-    for sha1, decision, label in decisions:
-        record = store.review(sha1, decision, label)
-        print(f"{sha1[:12]}  {record['decision']} as {record['label']}")
+    for record in store.review_many(decisions):
+        print(f"{record['sha1'][:12]}  {record['decision']} as {record['label']}")
     states = review_states(args.dir).values()
     counts = Counter(s.state for s in states)
     print(f"{counts['accepted']} accepted, {counts['rejected']} rejected, {counts[PENDING]} pending in {args.dir}")

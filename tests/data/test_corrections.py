@@ -216,3 +216,24 @@ def test_pilah_data_corrections_review_asks_and_records(tmp_path):
     pilah("data", "corrections", "review", tmp_path, "--reject", third["sha1"])
     assert review_states(tmp_path)[third["sha1"]].state == "rejected"
     assert "reviews: 0 pending, 2 accepted, 1 rejected" in pilah("data", "corrections", tmp_path).stdout
+
+
+def test_many_decisions_read_the_log_once_and_a_bad_one_writes_none(tmp_path, monkeypatch):
+    from pilah.data import corrections as module
+
+    folder = tmp_path / "corr"
+    store = CorrectionStore(folder, CLASSES)
+    added = [store.add((EXAMPLES / f"{n}.jpg").read_bytes(), said(n, n)) for n in ("battery", "paper", "metal")]
+    before = read_log(folder)
+    with pytest.raises(CorrectionError, match="no correction"):
+        store.review_many([(added[0]["sha1"], "accepted", None), ("f" * 40, "rejected", None)])
+    assert read_log(folder) == before  # checked all before writing any
+    replays = []
+    replay = module.review_states
+    monkeypatch.setattr(module, "review_states", lambda f: replays.append(f) or replay(f))
+    decisions = [(a["sha1"], "accepted", None) for a in added] + [(added[1]["sha1"], "accepted", "plastic")]
+    records = store.review_many(decisions)
+    assert len(replays) == 1
+    assert [r["label"] for r in records] == ["battery", "paper", "metal", "plastic"]
+    assert replay(folder)[added[1]["sha1"]] == module.ReviewState(added[1]["path"], "plastic", "accepted")
+    assert len(read_log(folder)) == len(before) + 4

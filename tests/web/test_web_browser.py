@@ -79,6 +79,8 @@ def test_offline_after_one_visit_the_examples_get_pythons_answers_and_the_histor
         page = open_ready(context, web_url)
         assert page.evaluate("() => window.pilah.ready && window.pilah.offline"), page.inner_text("#status")
         assert page.inner_text("#status") == T["web"]["ready_offline"]
+        installable = context.new_cdp_session(page).send("Page.getInstallabilityErrors")
+        assert installable["installabilityErrors"] == []  # a manifest, its icons, a worker: on the home screen
         first = classify(page, EXAMPLES / "paper.jpg")
         assert first[0]["label"] == "paper"
 

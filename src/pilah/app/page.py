@@ -139,13 +139,19 @@ def load_predictor(model_path: str | None) -> Predictor:
 
 
 @st.cache_resource(show_spinner=False)
+def app_settings() -> AppSettings:
+    """`pilah app`'s options, read from the environment once per process (they cannot change while it runs)."""
+    return AppSettings()
+
+
+@st.cache_resource(show_spinner=False)
 def load_store(folder: str, classes: tuple[str, ...]) -> CorrectionStore:
     return CorrectionStore(folder, list(classes))
 
 
 def correction_store(predictor: Predictor) -> CorrectionStore | None:
     """Where corrections go: only when `pilah app --corrections DIR` said so."""
-    folder = AppSettings().corrections
+    folder = app_settings().corrections
     return load_store(folder, tuple(predictor.classes)) if folder else None
 
 
@@ -188,7 +194,7 @@ def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outc
 
 def first_region() -> str:
     """`?region=` in the address, else `pilah app --region`, else the default; unknown names are ignored."""
-    for region in (st.query_params.get("region"), AppSettings().region):
+    for region in (st.query_params.get("region"), app_settings().region):
         if region in guidance.regions():
             return region
     return guidance.DEFAULT_REGION
@@ -607,7 +613,7 @@ def main() -> None:
     results = st.container()
     try:
         with st.spinner(t["model_loading"]):
-            predictor = load_predictor(AppSettings().model)
+            predictor = load_predictor(app_settings().model)
     except (ModelNotFoundError, SelfCheckError) as error:  # no model, or none of its runtimes is right here
         st.error(t["model_unusable"].format(error=error))
         st.stop()

@@ -108,23 +108,36 @@ class CorrectionStore:
     def review(self, sha1: str, decision: str, label: str | None = None) -> dict:
         """Record a reviewer's decision on a kept photo: accepted (as `label`, when given: a relabel) or rejected.
         The photo and every earlier record stay; the latest decision counts, until a user corrects it again."""
-        if decision not in DECISIONS:
-            raise CorrectionError(f"decision must be one of {list(DECISIONS)}", code="usage")
-        if label is not None and label not in (*self.classes, NONE_CLASS):
-            raise CorrectionError(f"unknown class {label!r}; one of {self.classes} or {NONE_CLASS!r}")
+        return self.review_many([(sha1, decision, label)])[0]
+
+    def review_many(self, decisions: list[tuple[str, str, str | None]]) -> list[dict]:
+        """Several decisions `(sha1, decision, label)`, checked all before any is written, from one reading of the
+        log (a review session of hundreds of photos reads it once, not once a photo)."""
+        for _, decision, label in decisions:
+            if decision not in DECISIONS:
+                raise CorrectionError(f"decision must be one of {list(DECISIONS)}", code="usage")
+            if label is not None and label not in (*self.classes, NONE_CLASS):
+                raise CorrectionError(f"unknown class {label!r}; one of {self.classes} or {NONE_CLASS!r}")
         with self._locked():
             states = review_states(self.folder)
-            if sha1 not in states:
-                raise CorrectionError(f"no correction with sha1 {sha1!r} in this folder", code="unknown_correction")
-            chosen = label or states[sha1].label
-            record = {"kind": REVIEW, "sha1": sha1, "decision": decision, "label": chosen, "time": _now()}
-            self._append(record)
-        return record
+            unknown = [sha1 for sha1, _, _ in decisions if sha1 not in states]
+            if unknown:
+                raise CorrectionError(
+                    f"no correction with sha1 {unknown[0]!r} in this folder", code="unknown_correction"
+                )
+            records = []
+            for sha1, decision, label in decisions:
+                chosen = label or states[sha1].label
+                states[sha1] = ReviewState(states[sha1].path, chosen, decision)
+                records.append({"kind": REVIEW, "sha1": sha1, "decision": decision, "label": chosen, "time": _now()})
+            self._append(*records)
+        return records
 
-    def _append(self, record: dict) -> None:
+    def _append(self, *records: dict) -> None:
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
             torn = log.tell() > 0 and not _ends_with_newline(self.folder / LOG_NAME)
-            log.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
+            log.write(("\n" if torn else "") + lines)
             log.flush()
             os.fsync(log.fileno())
 
