@@ -138,10 +138,11 @@ def load_predictor(model_path: str | None) -> Predictor:
     return Predictor(model_path)
 
 
-@st.cache_resource(show_spinner=False)
 def app_settings() -> AppSettings:
-    """`pilah app`'s options, read from the environment once per process (they cannot change while it runs)."""
-    return AppSettings()
+    """`pilah app`'s options, read from the environment once a session, not on every call of every rerun."""
+    if "settings" not in st.session_state:
+        st.session_state.settings = AppSettings()
+    return st.session_state.settings
 
 
 @st.cache_resource(show_spinner=False)
