@@ -84,11 +84,8 @@ class CountingHandler(web_server.SiteHandler):
         CountingHandler.sent[self.path.split("?")[0]] += len(data)
 
 
-def serve(folder: Path) -> tuple[str, web_server.http.server.ThreadingHTTPServer]:
-    import functools
-
-    handler = functools.partial(CountingHandler, directory=str(folder))
-    httpd = web_server.http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serve(folder: Path) -> tuple[str, web_server.SiteServer]:
+    httpd = web_server.make_server(folder, port=0, handler=CountingHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{httpd.server_address[1]}/", httpd
 

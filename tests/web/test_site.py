@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import require_tool
+from browser import require_tool, serve_site, stop
 from conftest import EXAMPLES, INT8_CARD, SAMPLE, pilah
 from pilah import guidance
 from pilah.images import load_rgb
@@ -191,3 +193,16 @@ def test_every_text_the_page_uses_exists(web_site: Path, language: str):
     assert used and not used - set(texts), used - set(texts)
     web = set(re.findall(r"\bt\.web\.(\w+)", script))
     assert web and not web - set(texts["web"]), web - set(texts["web"])
+
+
+def test_a_browser_that_goes_away_mid_download_is_no_error(web_site: Path):
+    url, process = serve_site(web_site)
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"GET /model/pilah-xception-int8.onnx.gz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert connection.recv(1024).startswith(b"HTTP/1.0 200")
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
+    assert fetch(f"{url}/site.json")[0] == 200  # still serving
+    output = stop(process)
+    assert "Traceback" not in output and "Exception" not in output, output[-2000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,12 +51,21 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class SiteServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A browser that goes away mid-answer (a closed tab, a phone gone offline) is no error of the server's."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def check_site(folder: Path) -> None:
     if not (folder / SITE_MARKER).is_file():
         raise UsageError(f"{folder}: no site here; build it first with pilah web build --out {folder}", "no_site")
 
 
-def make_server(folder: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> http.server.ThreadingHTTPServer:
+def make_server(folder: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, handler=SiteHandler) -> SiteServer:
     check_site(folder)
-    handler = functools.partial(SiteHandler, directory=str(folder.resolve()))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    return SiteServer((host, port), functools.partial(handler, directory=str(folder.resolve())))
