@@ -34,6 +34,9 @@ T = words.texts("id")
 CARDS = """() => [...document.querySelectorAll('#results .card')].map(c => ({
   label: c.dataset.label, grade: c.dataset.grade, error: c.dataset.error, text: c.innerText,
   confidence: Number(c.dataset.confidence), second: Number(c.dataset.second), novelty: Number(c.dataset.novelty)}))"""
+TAP_TARGETS = """() => [...document.querySelectorAll('button, select, summary, label.button, header a, a.button')]
+  .filter((e) => e.offsetParent).map((e) => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect().width,
+  e.getBoundingClientRect().height])"""
 HISTORY = "() => [...document.querySelectorAll('#history li')].map(li => li.dataset.label)"
 
 
@@ -122,6 +125,9 @@ def test_the_page_loads_nothing_from_another_origin_and_speaks_english_when_aske
         card = classify(page, EXAMPLES / "battery.jpg")[0]
         assert english["classes"]["battery"] in card["text"]
         assert guidance.advice("battery", "id", "en").stream_name in card["text"]
+        page.click("#results summary")  # the details open: their controls count too
+        targets = page.evaluate(TAP_TARGETS)
+        assert len(targets) >= 8 and all(w >= 44 and h >= 44 for _, w, h in targets), targets
         browser.close()
     assert len(requested) > 10
     foreign = [url for url in requested if not url.startswith((web_url, "data:", "blob:"))]
