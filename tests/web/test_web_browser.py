@@ -21,6 +21,7 @@ from browser import launch, require_chromium, serve_site, stop
 from conftest import EXAMPLES
 from pilah import guidance
 from pilah.app import words
+from pilah.app.page import lookalike_items
 from pilah.inference.predictor import Predictor
 
 pytestmark = pytest.mark.slow  # starts a browser
@@ -87,12 +88,18 @@ def test_offline_after_one_visit_the_examples_get_pythons_answers_and_the_histor
         assert [e["errorId"] for e in installable if e["errorId"] != "in-incognito"] == []
         first = classify(page, EXAMPLES / "paper.jpg")
         assert first[0]["label"] == "paper"
+        page.click("#results .lookalike")  # "Tisu bekas, …? → Residu": the card and the history switch
+        residual = guidance.advice("paper", "id", "id").exceptions[0]
+        chosen = T["lookalike_chosen"].format(items=lookalike_items(residual.items), stream=residual.stream_name)
+        assert chosen in page.inner_text("#results .card")  # the words of the Streamlit app's card
+        assert f"→ {residual.stream_name}" in page.inner_text("#history-body")
 
         context.set_offline(True)
         page.reload()
         page.wait_for_function(READY, timeout=LOAD_TIMEOUT_MS)
         assert page.evaluate("() => window.pilah.ready"), page.inner_text("#status")
         assert page.evaluate(HISTORY) == ["paper"], "the history did not survive the reload"
+        assert f"→ {residual.stream_name}" in page.inner_text("#history-body")  # with the look-alike answer
         with pytest.raises(playwright_api.Error):  # the network is off indeed
             page.evaluate("() => fetch('/never-cached.txt')")
 
@@ -125,6 +132,13 @@ def test_the_page_loads_nothing_from_another_origin_and_speaks_english_when_aske
         card = classify(page, EXAMPLES / "battery.jpg")[0]
         assert english["classes"]["battery"] in card["text"]
         assert guidance.advice("battery", "id", "en").stream_name in card["text"]
+        camera = page.locator("#camera")
+        assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
+        page.set_input_files("#camera", str(EXAMPLES / "battery.jpg"))  # a phone's camera hands over a file too
+        page.wait_for_function("() => document.querySelector('#results .card')?.dataset.label === 'battery'")
+        page.select_option("#region", "de")
+        card = classify(page, EXAMPLES / "battery.jpg")[0]
+        assert guidance.advice("battery", "de", "en").stream_name in card["text"]  # Germany's rule, in English
         page.click("#results summary")  # the details open: their controls count too
         targets = page.evaluate(TAP_TARGETS)
         assert len(targets) >= 8 and all(w >= 44 and h >= 44 for _, w, h in targets), targets
