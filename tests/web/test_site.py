@@ -22,7 +22,7 @@ from browser import require_tool, serve_site, stop
 from conftest import EXAMPLES, INT8_CARD, SAMPLE, pilah
 from pilah import guidance
 from pilah.images import load_rgb
-from pilah.web.build import client_dir
+from pilah.web.build import build_site, client_dir, runtime_dist
 
 MAX_FIRST_VISIT_MB = 40
 JS = client_dir() / "js"
@@ -206,3 +206,15 @@ def test_a_browser_that_goes_away_mid_download_is_no_error(web_site: Path):
     assert fetch(f"{url}/site.json")[0] == 200  # still serving
     output = stop(process)
     assert "Traceback" not in output and "Exception" not in output, output[-2000:]
+
+
+def test_a_build_into_a_new_nested_folder_replaces_itself_and_leaves_nothing_beside(web_site: Path, tmp_path: Path):
+    """As `make web` in a fresh clone (no build/ yet); a second build replaces the first whole."""
+    runtime = runtime_dist()  # the same npm package the session's site was built with, already installed
+    out = tmp_path / "build" / "web"
+    first = build_site(out, runtime=runtime)
+    (out / "stale.txt").write_text("from an earlier build")
+    second = build_site(out, runtime=runtime)
+    assert first.files == second.files and not (out / "stale.txt").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["web"]  # no staging folder left
+    assert (out / "sw.js").read_bytes() == (web_site / "sw.js").read_bytes()  # reproducible to the byte

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from pilah import __version__, guidance
 from pilah.config import DataConfig
 from pilah.errors import UsageError
 from pilah.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, MAX_ASPECT_RATIO, MIN_SIDE
-from pilah.inference.card import read_card
+from pilah.inference.card import ModelCard, read_card
 from pilah.inference.open_set import METHOD
 from pilah.inference.predictor import bundled_model
 from pilah.inference.runtimes import EMBEDDING_OUTPUT
@@ -47,6 +48,7 @@ CLIENT_FILES = ("index.html", "style.css", "manifest.webmanifest", "sw.js", "js/
 CLIENT_FILES += ("js/pixels.js", "js/resize.js", "js/history.js")
 ICON_SIZES = (192, 512)
 ICON_GREEN = (31, 122, 77)
+BANK_FILE = "model/bank.f16.gz"
 SITE_MARKER = "site.json"  # a folder with this file is a site `pilah web build` wrote, and may be replaced
 CACHE_ENV = "PILAH_CACHE_DIR"
 
@@ -142,13 +144,13 @@ def _regions() -> dict:
     return found
 
 
-def _image_size(card) -> int:
+def _image_size(card: ModelCard) -> int:
     """The model's input side, from the card's `input.size` (the training default for older cards)."""
     size = (card.model_extra or {}).get("input", {}).get("size")
     return int(size[0]) if size else DataConfig().image_size
 
 
-def _card_block(card, bank: np.ndarray | None) -> dict:
+def _card_block(card: ModelCard, bank: np.ndarray | None) -> dict:
     """What the page needs of the model card: the calibration, the grades, the open-set score and the self-check."""
     block = {
         "name": card.name,
@@ -173,14 +175,12 @@ def _card_block(card, bank: np.ndarray | None) -> dict:
             "typical_up_to": float(open_set["typical_up_to"]),
             "rows": int(bank.shape[0]),
             "dims": int(bank.shape[1]),
-            "bank": "model/bank.f16.gz",
+            "bank": BANK_FILE,
         }
     return block
 
 
-def build_site(out: Path, model: Path | None = None, runtime: Path | None = None) -> Site:
-    """Write the site into `out` (created, or replaced when it holds an earlier site) and say what it holds."""
-    model = Path(model) if model else bundled_model()
+def _checked_card(model: Path) -> ModelCard:
     if model.suffix.lower() != ".onnx":
         raise UsageError(f"{model.name}: the browser runs ONNX models; export one with pilah export --format onnx")
     card = read_card(model)
@@ -188,32 +188,34 @@ def build_site(out: Path, model: Path | None = None, runtime: Path | None = None
         raise UsageError(f"{model.name}: its model card has no self-check answers, which the page must compare")
     if card.open_set and card.open_set.get("method") != METHOD:
         raise UsageError(f"{model.name}: unknown open-set method {card.open_set.get('method')!r}")
-    if out.exists() and any(out.iterdir()) and not (out / SITE_MARKER).is_file():
-        raise UsageError(f"{out}: not empty and not a Pilah site; choose an empty or new folder")
-    dist = runtime_dist(runtime)
-    runtime_version = json.loads((dist.parent / "package.json").read_text())["version"]
-    bank = None
-    if card.open_set:
-        bank = np.load(model.with_name(card.open_set["bank"]), allow_pickle=False).astype("<f2")
+    return card
 
-    staging = Path(tempfile.mkdtemp(prefix=".pilah-site-", dir=out.parent if out.parent.exists() else None))
-    files: dict[str, bytes] = {}
-    for name in CLIENT_FILES:
-        files[name] = (client_dir() / name).read_bytes()
+
+def _page_files() -> dict[str, bytes]:
+    """The page as written in `resources/web`, and its icons."""
+    files = {name: (client_dir() / name).read_bytes() for name in CLIENT_FILES}
     for size in ICON_SIZES:
-        target = staging / f"icon-{size}.png"
-        _icon(size).save(target, optimize=True)
-        files[f"icons/icon-{size}.png"] = target.read_bytes()
-        target.unlink()
-    files[f"ort/{RUNTIME_MODULE}"] = (dist / RUNTIME_MODULE).read_bytes()
-    files[f"ort/{RUNTIME_BINARY}.gz"] = _gzip((dist / RUNTIME_BINARY).read_bytes())
-    files["ort/NOTICE.txt"] = RUNTIME_NOTICE.format(version=runtime_version).encode()
-    files[f"model/{model.name}.gz"] = _gzip(model.read_bytes())
+        png = io.BytesIO()
+        _icon(size).save(png, format="PNG", optimize=True)
+        files[f"icons/icon-{size}.png"] = png.getvalue()
+    return files
+
+
+def _model_files(model: Path, bank: np.ndarray | None, dist: Path, runtime_version: str) -> dict[str, bytes]:
+    """The runtime, the model and its bank (the large ones gzipped) and the example photos."""
+    files = {
+        f"ort/{RUNTIME_MODULE}": (dist / RUNTIME_MODULE).read_bytes(),
+        f"ort/{RUNTIME_BINARY}.gz": _gzip((dist / RUNTIME_BINARY).read_bytes()),
+        "ort/NOTICE.txt": RUNTIME_NOTICE.format(version=runtime_version).encode(),
+        f"model/{model.name}.gz": _gzip(model.read_bytes()),
+    }
     if bank is not None:
-        files["model/bank.f16.gz"] = _gzip(np.ascontiguousarray(bank).tobytes())
-    examples = sorted(examples_dir().glob("*.jpg"))
-    for path in examples:
-        files[f"examples/{path.name}"] = path.read_bytes()
+        files[BANK_FILE] = _gzip(np.ascontiguousarray(bank).tobytes())
+    files |= {f"examples/{path.name}": path.read_bytes() for path in sorted(examples_dir().glob("*.jpg"))}
+    return files
+
+
+def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_version: str) -> bytes:
     site = {
         "pilah_version": __version__,
         "model": {
@@ -233,18 +235,47 @@ def build_site(out: Path, model: Path | None = None, runtime: Path | None = None
         "texts": {language: _texts()[language] for language in guidance.LANGUAGES},
         "regions": _regions(),
         "default_region": guidance.DEFAULT_REGION,
-        "examples": [f"examples/{path.name}" for path in examples],
+        "examples": [f"examples/{path.name}" for path in sorted(examples_dir().glob("*.jpg"))],
     }
-    files[SITE_MARKER] = json.dumps(site, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(site, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _with_worker(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The service worker, told every other file of the site and a version that changes with any of them."""
     precached = ["./", *sorted(name for name in files if name != "sw.js")]
     version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in sorted(files))).hexdigest()[:16]
     worker = files["sw.js"].decode().replace("__VERSION__", version).replace("__FILES__", json.dumps(precached))
-    files["sw.js"] = worker.encode()
+    return files | {"sw.js": worker.encode()}
 
-    for name, data in files.items():
-        (staging / name).parent.mkdir(parents=True, exist_ok=True)
-        (staging / name).write_bytes(data)
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+
+def _write_site(files: dict[str, bytes], out: Path) -> None:
+    """All files into a hidden folder beside `out`, which then replaces it: never half a site."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".pilah-site-", dir=out.parent))
+    try:
+        for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(data)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_site(out: Path, model: Path | None = None, runtime: Path | None = None) -> Site:
+    """Write the site into `out` (created, or replaced when it holds an earlier site) and say what it holds."""
+    model = Path(model) if model else bundled_model()
+    card = _checked_card(model)
+    if out.exists() and any(out.iterdir()) and not (out / SITE_MARKER).is_file():
+        raise UsageError(f"{out}: not empty and not a Pilah site; choose an empty or new folder")
+    dist = runtime_dist(runtime)
+    runtime_version = json.loads((dist.parent / "package.json").read_text())["version"]
+    bank = None
+    if card.open_set:
+        bank = np.load(model.with_name(card.open_set["bank"]), allow_pickle=False).astype("<f2")
+    files = _page_files() | _model_files(model, bank, dist, runtime_version)
+    files[SITE_MARKER] = _site_json(model, card, bank, runtime_version)
+    files = _with_worker(files)
+    _write_site(files, out)
     return Site(folder=out, files={name: len(data) for name, data in files.items()}, runtime_version=runtime_version)
