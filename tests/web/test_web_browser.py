@@ -8,6 +8,8 @@ Screenshots go to $PILAH_SCREENSHOTS when set (else the test's temporary folder)
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -115,6 +117,12 @@ def test_offline_after_one_visit_the_examples_get_pythons_answers_and_the_histor
             for stream in expected_stream(card["label"], card["grade"]):
                 assert stream in card["text"], photo.name
         assert page.evaluate(HISTORY)[-1] == "paper" and len(page.evaluate(HISTORY)) == 1 + len(photos)
+        assert page.inner_text("#status") == T["web"]["ready_offline"]
+        with page.expect_download() as download:
+            page.click("#history a.button")
+        rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+        assert rows[0] == [T["csv"][k] for k in ("time", "file", "answer", "grade", "class_code", "confidence")]
+        assert len(rows) == 2 + len(photos) and rows[1][1] == "paper.jpg" and "→" in rows[1][2]
         browser.close()
 
 

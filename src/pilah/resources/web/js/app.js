@@ -16,6 +16,8 @@ let site;
 let t;
 let engine;
 let region;
+let readyText; // what the status line says between answers
+let csvUrl; // the history's CSV download, replaced (and freed) at each redraw
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -262,7 +264,7 @@ async function classifyFiles(files) {
       results.append(errorCard(name, error));
     }
   }
-  status(t.web.ready);
+  status(readyText);
   drawHistory();
   results.firstElementChild?.scrollIntoView({ block: "nearest" });
 }
@@ -298,10 +300,12 @@ function drawHistory() {
       ` · ${percent(e.confidence)}`,
     ),
   );
+  if (csvUrl) URL.revokeObjectURL(csvUrl);
+  csvUrl = URL.createObjectURL(new Blob([csv(entries)], { type: "text/csv" }));
   const download = element("a", {
     class: "button",
     download: language === "id" ? "pilah-riwayat.csv" : "pilah-history.csv",
-    href: URL.createObjectURL(new Blob([csv(entries)], { type: "text/csv" })),
+    href: csvUrl,
   }, t.download_csv);
   const clear = element("button", { type: "button", id: "clear-history", onclick: () => { clearHistory(); drawHistory(); } }, t.clear_history);
   body.replaceChildren(
@@ -409,7 +413,8 @@ async function main() {
   }
   enableInputs();
   window.pilah.ready = true;
-  status(offline ? t.web.ready_offline : t.web.ready);
+  readyText = offline ? t.web.ready_offline : t.web.ready;
+  status(readyText);
 }
 
 main();
