@@ -207,6 +207,11 @@ def saved_histories() -> history.SavedHistories:
     return history.SavedHistories()
 
 
+def keep_history() -> None:
+    """The tab's history, saved under its token for a reload."""
+    saved_histories().save(st.session_state.history_token, st.session_state.history)
+
+
 def init_state() -> None:
     if "history_token" not in st.session_state:  # a new session: a first visit, or a reload of a tab
         token = st.query_params.get(history.HISTORY_PARAM)
@@ -372,6 +377,7 @@ def choose_lookalike(outcome: Outcome, group: guidance.LookalikeAdvice) -> None:
     st.session_state.history = [
         replace(entry, lookalike=answer) if entry.id == outcome.id else entry for entry in st.session_state.history
     ]
+    keep_history()
     st.rerun()
 
 
@@ -390,6 +396,7 @@ def render_lookalike(outcome: Outcome, t: dict, language: str, region: str) -> N
         st.session_state.history = [
             replace(entry, lookalike="") if entry.id == outcome.id else entry for entry in st.session_state.history
         ]
+        keep_history()
         st.rerun()
 
 
@@ -555,6 +562,7 @@ def render_history(t: dict, language: str) -> None:
     if clear.button(t["clear_history"], key="clear"):
         st.session_state.history = []
         st.session_state.latest = []
+        keep_history()
         st.rerun()
 
 
@@ -621,6 +629,7 @@ def main() -> None:
     if fresh:
         with results, st.spinner(t["classifying"]):
             st.session_state.latest = [classify(predictor, *item) for item in fresh]
+        keep_history()  # before the rest is drawn: a reload as soon as the verdict shows must not lose it
         if from_camera:  # the shot would stay on screen above its verdict: run again with an empty camera
             st.rerun()
     with results:
@@ -628,7 +637,7 @@ def main() -> None:
             render_outcome(index, outcome, t, language, predictor)
     render_history(t, language)
     render_model_info(t, language, predictor)
-    saved_histories().save(st.session_state.history_token, st.session_state.history)
+    keep_history()
 
 
 if __name__ == "__main__":
