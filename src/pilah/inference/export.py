@@ -23,7 +23,7 @@ from pilah.inference import selfcheck
 from pilah.inference.card import model_metadata
 from pilah.inference.open_set import copy_bank
 from pilah.inference.predictor import Predictor, expand_inputs
-from pilah.modeling.anatomy import add_onnx_embedding, inference_model, onnx_head_nodes
+from pilah.modeling.anatomy import add_onnx_embedding, inference_model, onnx_head_nodes, onnx_preprocess_nodes
 from pilah.runs import Run, RunPaths
 
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -31,7 +31,7 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 # without VNNI, ONNX Runtime multiplies uint8 by int8 with VPMADDUBSW, whose int16 sum of two products
 # saturates for full-range weights (2 x 255 x 128 > 32767) and named 10 of 12 example photos wrong; with 7-bit
 # weights (2 x 255 x 64 <= 32767) it cannot. With VNNI the same file runs the same fast kernels.
-ONNX_INT8 = "weights int8 with reduce_range (7 bits), activations uint8, per channel, QDQ"
+ONNX_INT8 = "weights int8 with reduce_range (7 bits), activations uint8, per channel, QDQ; pixel scaling and head in float"
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 200  # int8 calibration: enough images to fix each activation's range
 
@@ -131,6 +131,7 @@ def _export_onnx(model, out: Path, quantize: str, batches, embedding: str | None
 
             prepared = Path(tmp) / "prepared.onnx"
             q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+            graph = onnx.load(str(prepared)).graph
 
             class Reader(q.CalibrationDataReader):
                 def __init__(self) -> None:
@@ -149,7 +150,7 @@ def _export_onnx(model, out: Path, quantize: str, batches, embedding: str | None
                 activation_type=q.QuantType.QUInt8,
                 weight_type=q.QuantType.QInt8,
                 reduce_range=True,  # 7-bit weights: see ONNX_INT8
-                nodes_to_exclude=onnx_head_nodes(onnx.load(str(prepared)).graph),
+                nodes_to_exclude=onnx_preprocess_nodes(graph) + onnx_head_nodes(graph),
             )
 
 

@@ -134,6 +134,19 @@ def onnx_head_nodes(graph) -> list[str]:
     return head
 
 
+def onnx_layer_nodes(graph, layer: str) -> list:
+    """The nodes an exported ONNX graph holds for one Keras layer (its name scope, `.../add_9_1/Add`)."""
+    scope = re.compile(rf"/{re.escape(layer)}(_\d+)?/")
+    return [node for node in graph.node if scope.search(node.name)]
+
+
+def onnx_preprocess_nodes(graph) -> list[str]:
+    """The nodes that scale the pixels (a multiply and an add). Kept in float by int8 export: the pixels are whole
+    numbers, so float scaling is exact, while ONNX Runtime fuses a quantized add into kernels that round
+    differently on each processor and in WebAssembly (one pixel value in five one step apart, then every layer)."""
+    return [node.name for node in onnx_layer_nodes(graph, PREPROCESS)]
+
+
 def add_onnx_embedding(model, layer: str) -> None:
     """Give an exported ONNX graph a second output `embedding`: the named Keras layer's output averaged over the
     image (as `inference_model(..., embedding=layer)`). The layer's tensor is the output of the last node in its
@@ -142,8 +155,7 @@ def add_onnx_embedding(model, layer: str) -> None:
     from onnx import helper
 
     graph = model.graph
-    scope = re.compile(rf"/{re.escape(layer)}(_\d+)?/")
-    nodes = [node for node in graph.node if scope.search(node.name)]
+    nodes = onnx_layer_nodes(graph, layer)
     if not nodes:
         raise ValueError(f"the ONNX graph has no node of layer {layer!r}")
     pooling = [node for node in nodes if node.op_type == "GlobalAveragePool"]
