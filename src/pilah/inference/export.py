@@ -31,7 +31,9 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 # without VNNI, ONNX Runtime multiplies uint8 by int8 with VPMADDUBSW, whose int16 sum of two products
 # saturates for full-range weights (2 x 255 x 128 > 32767) and named 10 of 12 example photos wrong; with 7-bit
 # weights (2 x 255 x 64 <= 32767) it cannot. With VNNI the same file runs the same fast kernels.
-ONNX_INT8 = "weights int8 with reduce_range (7 bits), activations uint8, per channel, QDQ; pixel scaling and head in float"
+ONNX_INT8 = (
+    "weights int8 with reduce_range (7 bits), activations uint8, per channel, QDQ; pixel scaling and head in float"
+)
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 200  # int8 calibration: enough images to fix each activation's range
 
