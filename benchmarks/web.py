@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser import launch  # noqa: E402
+from browser import PHONE, WEB_APP_READY, launch  # noqa: E402
 from pilah.hardware import describe  # noqa: E402
 from pilah.images import load_rgb  # noqa: E402
 from pilah.inference.card import read_card  # noqa: E402
@@ -43,9 +43,7 @@ from pilah.resources import examples_dir  # noqa: E402
 from pilah.web import server as web_server  # noqa: E402
 from pilah.web.build import build_site  # noqa: E402
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 # Functions, not expressions: the page's Content-Security-Policy forbids the eval Playwright uses for expressions.
-READY = "() => window.pilah && (window.pilah.ready || document.getElementById('status').classList.contains('problem'))"
 CLASSIFY = """async (paths) => {
   const out = [];
   for (const path of paths) {
@@ -109,7 +107,7 @@ def open_page(context, url: str) -> tuple[object, float]:
     page = context.new_page()
     started = time.perf_counter()
     page.goto(url)
-    page.wait_for_function(READY, timeout=300_000)
+    page.wait_for_function(WEB_APP_READY, timeout=300_000)
     if not page.evaluate("() => window.pilah.ready"):
         sys.exit(f"the page refused to answer: {page.inner_text('#status')}")
     return page, time.perf_counter() - started

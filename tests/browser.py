@@ -152,6 +152,14 @@ def stop(process: subprocess.Popen) -> str:
     return output
 
 
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}  # a phone's screen, 390 x 844
+# The browser app (`pilah web build`) has answered its self-check, or said why it cannot. A function, not an
+# expression: the page's Content-Security-Policy forbids the eval Playwright uses for expressions.
+WEB_APP_READY = (
+    "() => window.pilah && (window.pilah.ready || document.getElementById('status').classList.contains('problem'))"
+)
+
+
 def launch(playwright, extra_flags: list[str] | None = None):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *(extra_flags or [])])
 

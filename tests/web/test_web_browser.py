@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import launch, require_chromium, serve_site, stop
+from browser import PHONE as BROWSER_PHONE
+from browser import WEB_APP_READY, launch, require_chromium, serve_site, stop
 from conftest import EXAMPLES
 from pilah import guidance
 from pilah.app import words
@@ -29,9 +30,7 @@ from pilah.inference.predictor import Predictor
 pytestmark = pytest.mark.slow  # starts a browser
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-# Functions, not expressions: the page's Content-Security-Policy forbids the eval Playwright uses for expressions.
-READY = "() => window.pilah && (window.pilah.ready || document.getElementById('status').classList.contains('problem'))"
+PHONE = BROWSER_PHONE | {"device_scale_factor": 2}  # sharp screenshots
 LOAD_TIMEOUT_MS = 120_000
 T = words.texts("id")
 CARDS = """() => [...document.querySelectorAll('#results .card')].map(c => ({
@@ -53,7 +52,7 @@ def screenshots(tmp_path: Path) -> Path:
 def open_ready(context, url: str):
     page = context.new_page()
     page.goto(url)
-    page.wait_for_function(READY, timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
     return page
 
 
@@ -98,7 +97,7 @@ def test_offline_after_one_visit_the_examples_get_pythons_answers_and_the_histor
 
         context.set_offline(True)
         page.reload()
-        page.wait_for_function(READY, timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.evaluate("() => window.pilah.ready"), page.inner_text("#status")
         assert page.evaluate(HISTORY) == ["paper"], "the history did not survive the reload"
         assert f"→ {residual.stream_name}" in page.inner_text("#history-body")  # with the look-alike answer
@@ -194,12 +193,12 @@ def test_bad_files_get_the_users_words_and_the_history_is_kept_until_cleared(web
             assert message in card["text"] and path.name in card["text"], path.name
         assert page.evaluate(HISTORY) == ["shoes"]
         page.reload()
-        page.wait_for_function(READY, timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.evaluate(HISTORY) == ["shoes"]
         page.click("#clear-history")
         assert page.inner_text("#history-body") == T["history_empty"]
         page.reload()
-        page.wait_for_function(READY, timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.inner_text("#history-body") == T["history_empty"]
         browser.close()
 

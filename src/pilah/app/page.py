@@ -29,13 +29,12 @@ from pilah.errors import CorrectionError, ImageError, ModelNotFoundError, SelfCh
 from pilah.images import DEFAULT_MAX_UPLOAD_MB, MEGABYTE, check_upload_size, open_image, to_array
 from pilah.inference.predictor import Prediction, Predictor
 from pilah.inference.runtimes import keras_installed, source_model
-from pilah.resources import examples_dir
+from pilah.resources import example_photos
 
 if TYPE_CHECKING:
     from pilah.inference.gradcam import GradCam
 
 MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # per file; checked here, so the message is in the chosen language
-EXAMPLES = examples_dir()
 NARROW = "(max-width: 640px)"  # a phone: the history becomes a list
 REGION_WIDTH = 200  # px: the region picker fits beside the language switch on a 390 px phone
 SHOWN_PROBABILITIES = 5  # the details list the most likely classes; the rest share what is left
@@ -271,7 +270,7 @@ def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
     with camera_tab:
         photo = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
     with example_tab:
-        examples = sorted(EXAMPLES.glob("*.jpg")) if EXAMPLES.is_dir() else []
+        examples = example_photos()
         chosen = st.selectbox(
             t["example_label"], examples, format_func=lambda p: t["classes"].get(p.stem, p.stem), key="example"
         )

@@ -6,27 +6,19 @@ advice itself comes from the regional guidance packs (`pilah.guidance`).
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from pilah.guidance import LANGUAGES
+from pilah.resources import read_yaml
 
 DEFAULT_LANGUAGE = "id"
-
-
-@cache
-def _load(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resources.files("pilah.resources").joinpath(name).read_text(encoding="utf-8"))
 
 
 def texts(language: str) -> dict[str, Any]:
     """All UI texts of one language (nested: `errors`, `classes`, `pair_tips`, `csv`)."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
-    return _load("texts.yaml")[language]
+    return read_yaml("texts.yaml")[language]
 
 
 def error_message(code: str | None, language: str) -> str:

@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageDraw
 
 from pilah import __version__, guidance
@@ -34,7 +33,7 @@ from pilah.inference.open_set import METHOD
 from pilah.inference.predictor import bundled_model
 from pilah.inference.runtimes import EMBEDDING_OUTPUT
 from pilah.inference.selfcheck import NOVELTY_TOLERANCE
-from pilah.resources import examples_dir
+from pilah.resources import example_photos, read_yaml
 
 RUNTIME_PACKAGE = "onnxruntime-web"
 # The WebAssembly-only build (no WebGL/WebGPU code): its ES module with the loader inside, and the SIMD binary.
@@ -119,10 +118,6 @@ def _icon(size: int) -> Image.Image:
     for x in (6.8, 8, 9.2):
         draw.line([x * unit, 7.5 * unit, x * unit, 11.5 * unit], fill=ICON_GREEN, width=max(1, round(unit / 2)))
     return image
-
-
-def _texts() -> dict:
-    return yaml.safe_load(resources.files("pilah.resources").joinpath("texts.yaml").read_text(encoding="utf-8"))
 
 
 def _regions() -> dict:
@@ -211,7 +206,7 @@ def _model_files(model: Path, bank: np.ndarray | None, dist: Path, runtime_versi
     }
     if bank is not None:
         files[BANK_FILE] = _gzip(np.ascontiguousarray(bank).tobytes())
-    files |= {f"examples/{path.name}": path.read_bytes() for path in sorted(examples_dir().glob("*.jpg"))}
+    files |= {f"examples/{path.name}": path.read_bytes() for path in example_photos()}
     return files
 
 
@@ -232,10 +227,10 @@ def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_ve
             "min_side": MIN_SIDE,
             "max_aspect_ratio": MAX_ASPECT_RATIO,
         },
-        "texts": {language: _texts()[language] for language in guidance.LANGUAGES},
+        "texts": {language: read_yaml("texts.yaml")[language] for language in guidance.LANGUAGES},
         "regions": _regions(),
         "default_region": guidance.DEFAULT_REGION,
-        "examples": [f"examples/{path.name}" for path in sorted(examples_dir().glob("*.jpg"))],
+        "examples": [f"examples/{path.name}" for path in example_photos()],
     }
     return json.dumps(site, ensure_ascii=False, separators=(",", ":")).encode()
 
