@@ -34,6 +34,7 @@ from pilah.inference.predictor import bundled_model
 from pilah.inference.runtimes import EMBEDDING_OUTPUT
 from pilah.inference.selfcheck import NOVELTY_TOLERANCE
 from pilah.resources import example_photos, read_yaml
+from pilah.web.graph import page_graph
 
 RUNTIME_PACKAGE = "onnxruntime-web"
 # The WebAssembly-only build (no WebGL/WebGPU code): its ES module with the loader inside, and the SIMD binary.
@@ -202,7 +203,7 @@ def _model_files(model: Path, bank: np.ndarray | None, dist: Path, runtime_versi
         f"ort/{RUNTIME_MODULE}": (dist / RUNTIME_MODULE).read_bytes(),
         f"ort/{RUNTIME_BINARY}.gz": _gzip((dist / RUNTIME_BINARY).read_bytes()),
         "ort/NOTICE.txt": RUNTIME_NOTICE.format(version=runtime_version).encode(),
-        f"model/{model.name}.gz": _gzip(model.read_bytes()),
+        f"model/{model.name}.gz": _gzip(page_graph(model)),
     }
     if bank is not None:
         files[BANK_FILE] = _gzip(np.ascontiguousarray(bank).tobytes())
@@ -215,7 +216,7 @@ def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_ve
         "pilah_version": __version__,
         "model": {
             "file": f"model/{model.name}.gz",
-            "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
             "image_size": _image_size(card),
             "features_output": EMBEDDING_OUTPUT,
         },
