@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah, reference_photos
+from conftest import EXAMPLES, INT8_MODEL, KERAS_MODEL, pilah
 from pilah.errors import SelfCheckError
 from pilah.inference import selfcheck
 from pilah.inference.card import ModelCard, read_card
@@ -114,28 +114,30 @@ def test_a_model_without_reference_answers_is_served_and_says_so(trained_run: Pa
 @pytest.mark.slow
 @requires_emulator
 def test_without_avx512_the_default_model_is_right_and_a_saturating_file_falls_back(tmp_path: Path):
-    """One emulated AVX2 processor (Haswell, in qemu: its start-up is most of the time, so both checks share it).
-    The bug as users met it: the default model's self-check passes there, and the example it is least sure of
-    (the brown bottle) is classified right. And a file whose int8 weights use the full range, which saturates
-    int16 sums without VNNI, fails its check on the fast path and is served by the float path instead."""
-    # Two reference photos, one pass each, keep the emulated run of the saturating file short. Their reference
-    # answers are the shipped file's, whose integer arithmetic is exact on every processor.
+    """One emulated AVX2 processor (Haswell, in qemu: about 5 s a photo there, so both checks share one start and
+    each photo runs once, without its mirror: the mirror adds no arithmetic of its own). The bug as users met it:
+    the shipped file passes its self-check there on every reference photo, with the very answers it gives here
+    (its integer arithmetic is exact on every processor), and the example it is least sure of (the brown bottle) is
+    classified right. And a file whose int8 weights use the full range, which saturates int16 sums without VNNI,
+    fails its check on the fast path and is served by the float path instead."""
     card = json.loads(card_path(INT8_MODEL).read_text()) | {"flip_tta": False}
     shipped = tmp_path / "shipped" / INT8_MODEL.name
     shipped.parent.mkdir()
     shutil.copy(INT8_MODEL, shipped)
     shutil.copy(bank_path(INT8_MODEL), bank_path(shipped))
     card_path(shipped).write_text(json.dumps(card))
-    reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)
-    reference["photos"] = [p for p in reference["photos"] if p["name"] in ("battery.jpg", "paper.jpg")]
+    reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)  # the answers here
+    card_path(shipped).write_text(json.dumps(card | {"self_check": reference}))
+    # The saturating file: two reference photos keep its emulated float fallback short.
+    two = reference | {"photos": [p for p in reference["photos"] if p["name"] in ("battery.jpg", "paper.jpg")]}
     saturating = full_int8_range(INT8_MODEL, tmp_path / INT8_MODEL.name)
-    card_path(saturating).write_text(json.dumps(card | {"self_check": reference}))
+    card_path(saturating).write_text(json.dumps(card | {"self_check": two}))
     result = on_haswell(
         f"""
         import json, sys
         from pilah.hardware import cpu_features
         from pilah.inference.predictor import Predictor
-        predictor = Predictor()
+        predictor = Predictor({str(shipped)!r})
         brown, logo = predictor.predict_batch([{str(EXAMPLES / "brown-glass.jpg")!r}, {str(LOGO)!r}])
         print(json.dumps({{"features": cpu_features(), "runtime": predictor.runtime,
                            "check": predictor.check.to_dict(), "brown": brown.label, "logo": logo.grade,
@@ -147,12 +149,13 @@ def test_without_avx512_the_default_model_is_right_and_a_saturating_file_falls_b
     )
     report, fallback = (json.loads(line) for line in result.stdout.splitlines()[-2:])
     default_model_warnings, warning = result.stderr.split("--- the saturating file ---")
-    here = Predictor().predict_batch([EXAMPLES / "brown-glass.jpg", LOGO])  # the open-set score, the same there
-    assert report["logo"] == "unfamiliar" and report["check"]["novelty_difference"] <= selfcheck.NOVELTY_TOLERANCE
-    assert np.allclose(report["novelty"], [r.novelty for r in here], atol=1e-4)
+    here = Predictor(shipped).predict_batch([EXAMPLES / "brown-glass.jpg", LOGO])  # the open-set score, the same there
+    assert report["logo"] == "unfamiliar" and report["check"]["novelty_difference"] < 1e-5
+    assert np.allclose(report["novelty"], [r.novelty for r in here], atol=1e-5)
     assert "AVX2" in report["features"] and "AVX512F" not in report["features"]  # really emulated
     assert "graph optimisation all" in report["runtime"] and INT8_MODEL.name in report["runtime"]
-    assert report["check"]["passed"] and report["check"]["photos"] == reference_photos()
+    assert report["check"]["passed"] and report["check"]["photos"] == len(reference["photos"]) >= 10
+    assert report["check"]["max_difference"] < 1e-5  # exact arithmetic: only the card's 6 decimals differ
     assert not report["check"]["changed"]
     assert report["brown"] == "brown-glass"
     assert "do not give the model's answers" not in default_model_warnings  # no fallback, no warning
