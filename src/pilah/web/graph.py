@@ -2,7 +2,7 @@
 by a table of what native ONNX Runtime computes there.
 
 Why: ONNX Runtime fuses a quantized add into a kernel of its own, and the native and the WebAssembly kernels round
-differently (with the shipped int8 file, one pixel value in six one step apart). The pixel scaling is the graph's
+differently (with the shipped int8 file, a fifth of the scaled pixels one step apart). The pixel scaling is the graph's
 first node, so that one step at the input spread through every layer and changed 3.5 % of the grades. Every other
 node of the graph runs bit for bit alike in both runtimes (`tests/web/test_site.py`). The pixels are whole numbers
 from 0 to 255, so a 256-value table of native ONNX Runtime's answers is exact for every photo. An export that keeps
