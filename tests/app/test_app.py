@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
 from streamlit.testing.v1 import AppTest
 
 from bad_inputs import corpus
@@ -111,6 +113,30 @@ def test_a_camera_shot_gets_a_short_title(monkeypatch, sure_model):
     assert [w.key for w in at.get("camera_input")] == ["camera-1"]  # a new, empty camera for the next shot
     assert "Hasil untuk Foto kamera 1" in shown(at)
     assert any("Pakaian" in m.value for m in at.markdown if m.value.startswith("### "))
+
+
+def test_a_run_stopped_while_classifying_loses_no_photo(monkeypatch, sure_model):
+    """A tap while a photo is being classified makes Streamlit stop the run (it raises RerunException at its next
+    call) and start another with the browser's widgets: that run must classify the photos, not take them as seen."""
+    at = start(monkeypatch, sure_model)
+    predict, calls = Predictor.predict, []
+
+    def stopped_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RerunException(RerunData())
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", stopped_once)
+    at.get("camera_input")[0].set_value(("camera-image-0.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
+    uploader(at).set_value([("shoes.jpg", (EXAMPLES / "shoes.jpg").read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception, at.exception
+    assert len(calls) == 3  # the stopped try, then both photos once
+    assert [e.source for e in at.session_state["history"]] == ["shoes.jpg", "Foto kamera 1"]
+    assert [w.key for w in at.get("camera_input")] == ["camera-1"]
+    at.run()
+    assert len(at.session_state["history"]) == 2 and len(calls) == 3  # and a later run classifies nothing again
 
 
 def test_example_photo_button(monkeypatch, sure_model):

@@ -116,6 +116,17 @@ def page_style(t: dict) -> str:
 </style>"""
 
 
+@dataclass(frozen=True)
+class Photo:
+    """One new input from a picker, not yet classified."""
+
+    source: str
+    title: str  # what the page calls it: the file name, or "Camera photo 2"
+    data: bytes
+    file_id: str = ""  # Streamlit's id for an upload or a camera shot; "" for an example
+    from_camera: bool = False
+
+
 @dataclass
 class Outcome:
     """One classified input, kept in the session so results survive reruns (e.g. a language switch)."""
@@ -129,6 +140,7 @@ class Outcome:
     id: str = ""  # names this result's widgets (feedback), stable across reruns
     feedback: str | None = None  # "kept" once a correction was stored, "noted" when this app keeps none
     lookalike: str | None = None  # the stream of the look-alike the user tapped ("Used tissue? -> Residual")
+    thumbnail: str = ""  # the photo as the history shows it: a small PNG data URL
 
 
 @st.cache_resource(show_spinner=False)
@@ -165,31 +177,50 @@ def load_gradcam(keras_path: Path, _predictor: Predictor) -> GradCam:
     return GradCam(_predictor.model) if _predictor.model is not None else GradCam.from_file(keras_path)
 
 
-def classify(predictor: Predictor, source: str, title: str, data: bytes) -> Outcome:
-    """Decode and classify one upload; a bad file becomes an Outcome with an error code."""
+def classify(predictor: Predictor, photo: Photo) -> Outcome:
+    """Decode and classify one input; a bad file becomes an Outcome with an error code."""
     try:
-        check_upload_size(len(data), MAX_UPLOAD_MB * MEGABYTE)
-        image = open_image(data, predictor.max_pixels)
+        check_upload_size(len(photo.data), MAX_UPLOAD_MB * MEGABYTE)
+        image = open_image(photo.data, predictor.max_pixels)
         array = to_array(image, predictor.image_size)
     except ImageError as error:
-        return Outcome(source, title, error_code=error.code)
+        return Outcome(photo.source, photo.title, error_code=error.code)
     prediction = predictor.predict(array)
-    prediction.source = source
-    second = prediction.top_k[1] if len(prediction.top_k) > 1 else ("", 0.0)
-    outcome = Outcome(source, title, prediction, array, photo=data, id=uuid.uuid4().hex[:12])
-    st.session_state.history.append(
-        history.Entry(
-            datetime.now(),
-            title,
-            prediction.label or "",
-            prediction.confidence,
-            prediction.grade or "sure",
-            second[0],
-            history.thumbnail(image),
-            id=outcome.id,
-        )
+    prediction.source = photo.source
+    thumbnail = history.thumbnail(image)
+    return Outcome(
+        photo.source, photo.title, prediction, array, photo=photo.data, id=uuid.uuid4().hex[:12], thumbnail=thumbnail
     )
-    return outcome
+
+
+def history_entry(outcome: Outcome) -> history.Entry | None:
+    """What the history keeps of a verdict: a line and a thumbnail, no photo."""
+    p = outcome.prediction
+    if p is None:
+        return None
+    second = p.top_k[1] if len(p.top_k) > 1 else ("", 0.0)
+    return history.Entry(
+        datetime.now(),
+        outcome.title,
+        p.label or "",
+        p.confidence,
+        p.grade or "sure",
+        second[0],
+        outcome.thumbnail,
+        id=outcome.id,
+    )
+
+
+def commit(fresh: list[Photo], outcomes: list[Outcome]) -> None:
+    """The verdicts, the history and the pickers' memory change together, with no Streamlit call between them.
+
+    Streamlit stops a run at its next call when the browser asks for another; a photo marked as seen (or a
+    camera given a new, empty key) before its verdict was kept would then be lost."""
+    st.session_state.latest = outcomes
+    st.session_state.history.extend(e for e in map(history_entry, outcomes) if e is not None)
+    st.session_state.seen.update(photo.file_id for photo in fresh if photo.file_id)
+    if any(photo.from_camera for photo in fresh):
+        st.session_state.camera_shots += 1  # also a new camera key: the next run shows an empty camera
 
 
 def first_region() -> str:
@@ -257,8 +288,8 @@ def remember_tab(key: str, names: list[str]) -> None:
         st.session_state.input_tab = names.index(chosen)
 
 
-def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
-    """The pickers; returns the new inputs as (source, title, bytes), and whether one came from the camera."""
+def render_inputs(t: dict) -> list[Photo]:
+    """The pickers; returns the inputs no verdict was kept for yet."""
     names = [t["tab_upload"], t["tab_camera"], t["tab_example"]]
     key = f"input-tabs-{st.session_state.language}"  # a new tab bar per language, opened where the last one was
     upload_tab, camera_tab, example_tab = st.tabs(
@@ -268,22 +299,21 @@ def render_inputs(t: dict) -> tuple[list[tuple[str, str, bytes]], bool]:
         label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
         files = st.file_uploader(label, accept_multiple_files=True, key="uploads")  # any type: the bytes decide
     with camera_tab:
-        photo = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
+        shot = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
     with example_tab:
         examples = example_photos()
         chosen = st.selectbox(
             t["example_label"], examples, format_func=lambda p: t["classes"].get(p.stem, p.stem), key="example"
         )
         example_clicked = st.button(t["example_button"], key="classify_example", disabled=not examples)
-    new_files = [f for f in files or [] if f.file_id not in st.session_state.seen]  # a rerun classifies nothing
-    st.session_state.seen.update(f.file_id for f in new_files)
-    fresh = [(f.name, f.name, f.getvalue()) for f in new_files]
-    if photo is not None:
-        st.session_state.camera_shots += 1  # also a new camera key: the next run shows an empty camera
-        fresh.append((photo.name, t["camera_title"].format(n=st.session_state.camera_shots), photo.getvalue()))
+    seen = st.session_state.seen  # a rerun classifies nothing twice
+    fresh = [Photo(f.name, f.name, f.getvalue(), f.file_id) for f in files or [] if f.file_id not in seen]
+    if shot is not None and shot.file_id not in seen:
+        title = t["camera_title"].format(n=st.session_state.camera_shots + 1)
+        fresh.append(Photo(shot.name, title, shot.getvalue(), shot.file_id, from_camera=True))
     if example_clicked and chosen is not None:
-        fresh.append((chosen.name, chosen.name, chosen.read_bytes()))
-    return fresh, photo is not None
+        fresh.append(Photo(chosen.name, chosen.name, chosen.read_bytes()))
+    return fresh
 
 
 def render_outcome(index: int, outcome: Outcome, t: dict, language: str, predictor: Predictor) -> None:
@@ -617,7 +647,7 @@ def main() -> None:
     st.html(page_style(t))
     st.html(accessible_names(language), unsafe_allow_javascript=True)
     render_header(t, language)
-    fresh, from_camera = render_inputs(t)  # the pickers show before the model loads: the first paint is usable
+    fresh = render_inputs(t)  # the pickers show before the model loads: the first paint is usable
     results = st.container()
     try:
         with st.spinner(t["model_loading"]):
@@ -627,9 +657,10 @@ def main() -> None:
         st.stop()
     if fresh:
         with results, st.spinner(t["classifying"]):
-            st.session_state.latest = [classify(predictor, *item) for item in fresh]
+            outcomes = [classify(predictor, photo) for photo in fresh]
+        commit(fresh, outcomes)
         keep_history()  # before the rest is drawn: a reload as soon as the verdict shows must not lose it
-        if from_camera:  # the shot would stay on screen above its verdict: run again with an empty camera
+        if any(photo.from_camera for photo in fresh):  # the shot would stay above its verdict: an empty camera
             st.rerun()
     with results:
         for index, outcome in enumerate(reversed(st.session_state.latest)):  # the newest first
