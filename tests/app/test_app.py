@@ -56,6 +56,16 @@ def upload(at: AppTest, *names: str) -> AppTest:
     return at
 
 
+def open_camera(at: AppTest):
+    """The camera tab, as a tap on it opens it: the camera exists only while its tab is open."""
+    assert not at.get("camera_input")
+    at.session_state[f"input-tabs-{at.session_state['language']}"] = words.texts(at.session_state["language"])[
+        "tab_camera"
+    ]
+    at.run()
+    return at.get("camera_input")[0]
+
+
 def shown(at: AppTest) -> str:
     """All the text on the page, to assert on what a person would read."""
     kinds = ("markdown", "success", "warning", "error", "info", "subheader", "title", "caption")
@@ -105,7 +115,7 @@ def test_several_uploads_newest_first_once_each_in_the_history(monkeypatch, sure
 
 def test_a_camera_shot_gets_a_short_title(monkeypatch, sure_model):
     at = start(monkeypatch, sure_model)
-    camera = at.get("camera_input")[0]
+    camera = open_camera(at)
     camera.set_value(("camera-image-0123456789abcdef.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
     at.run()
     assert not at.exception
@@ -128,7 +138,7 @@ def test_a_run_stopped_while_classifying_loses_no_photo(monkeypatch, sure_model)
         return predict(self, *args, **kwargs)
 
     monkeypatch.setattr(Predictor, "predict", stopped_once)
-    at.get("camera_input")[0].set_value(("camera-image-0.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
+    open_camera(at).set_value(("camera-image-0.jpg", (EXAMPLES / "clothes.jpg").read_bytes(), "image/jpeg"))
     uploader(at).set_value([("shoes.jpg", (EXAMPLES / "shoes.jpg").read_bytes(), "image/jpeg")])
     at.run()
     assert not at.exception, at.exception

@@ -364,7 +364,24 @@ def write_y4m(image_path: Path, target: Path, size: tuple[int, int] = (640, 480)
     target.write_bytes(header + frame * frames)
 
 
+# Counts the page's requests for the camera and keeps their tracks, to see when the camera is on.
+COUNT_CAMERA_REQUESTS = """(() => {
+  window.cameraRequests = 0;
+  window.cameraTracks = [];
+  const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    window.cameraRequests += 1;
+    const stream = await ask(constraints);
+    window.cameraTracks.push(...stream.getTracks());
+    return stream;
+  };
+})();"""
+CAMERA_ON = "() => window.cameraTracks.some(track => track.readyState === 'live')"
+
+
 def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path):
+    """The camera is asked for only when its tab opens (not on a visit that only uploads), it takes a photo that
+    gets its verdict, and it is off again once another tab is open."""
     video = tmp_path / "camera.y4m"
     write_y4m(EXAMPLES / "clothes.jpg", video)
     flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
@@ -372,9 +389,12 @@ def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path)
     with playwright_api.sync_playwright() as p:
         browser = launch(p, flags)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+        context.add_init_script(COUNT_CAMERA_REQUESTS)
         page = context.new_page()
         page.goto(app_url)
         page.get_by_text(T["title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+        upload_and_wait(page, "paper.jpg")
+        assert page.evaluate("() => window.cameraRequests") == 0 and page.locator("video").count() == 0
         page.get_by_role("tab", name=T["tab_camera"]).click()
         page.wait_for_function(CAMERA_STREAMING, timeout=60_000)
         page.locator('[data-testid="stCameraInputButton"]').click(timeout=60_000)
@@ -383,6 +403,10 @@ def test_camera_photo_from_a_fake_capture_device(app_url, screenshots, tmp_path)
         page.screenshot(path=screenshots / "app_camera.png", full_page=True)
         verdict = page.locator(".st-key-verdict-0").inner_text()
         assert T["classes"]["clothes"] in verdict  # the answer (or, if unsure, one of the two) for the clothes photo
+        assert page.evaluate(CAMERA_ON)  # the next shot's camera is ready
+        page.get_by_role("tab", name=T["tab_upload"]).click()
+        expect(page.locator("video")).to_have_count(0, timeout=60_000)
+        assert not page.evaluate(CAMERA_ON)
         browser.close()
 
 

@@ -298,8 +298,10 @@ def render_inputs(t: dict) -> list[Photo]:
     with upload_tab:
         label = t["upload_label"].format(limit=MAX_UPLOAD_MB)
         files = st.file_uploader(label, accept_multiple_files=True, key="uploads")  # any type: the bytes decide
-    with camera_tab:
-        shot = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
+    shot = None
+    if camera_tab.open:  # only then: a camera in a closed tab still asks for permission and turns the camera on
+        with camera_tab:
+            shot = st.camera_input(t["camera_label"], key=f"camera-{st.session_state.camera_shots}")
     with example_tab:
         examples = example_photos()
         chosen = st.selectbox(
