@@ -318,9 +318,10 @@ def test_the_history_survives_a_reload_and_the_open_tab_a_language_switch(app_ur
         assert "h=" in page.url  # the token the server keeps this tab's history under
         page.reload()
         page.get_by_text(T["history_title"]).wait_for(timeout=LOAD_TIMEOUT_MS)
+        history = page.locator(".st-key-history-list")  # painted line by line: wait for each, not one read
+        for name in names:
+            expect(history).to_contain_text(T["classes"][Path(name).stem], timeout=60_000)
         wait_for_run_end(page)
-        history = page.locator(".st-key-history-list").inner_text()
-        assert all(T["classes"][Path(name).stem] in history for name in names)
         expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("5")
         expect(page.get_by_text(T["history_empty"])).to_be_hidden()
         page.get_by_role("tab", name=T["tab_camera"]).click()
