@@ -123,7 +123,7 @@ class Photo:
     source: str
     title: str  # what the page calls it: the file name, or "Camera photo 2"
     data: bytes
-    file_id: str = ""  # Streamlit's id for an upload or a camera shot; "" for an example
+    file_id: str = ""  # Streamlit's id for an upload; "" for a camera shot (its camera's key changes) or an example
     from_camera: bool = False
 
 
@@ -310,9 +310,9 @@ def render_inputs(t: dict) -> list[Photo]:
         example_clicked = st.button(t["example_button"], key="classify_example", disabled=not examples)
     seen = st.session_state.seen  # a rerun classifies nothing twice
     fresh = [Photo(f.name, f.name, f.getvalue(), f.file_id) for f in files or [] if f.file_id not in seen]
-    if shot is not None and shot.file_id not in seen:
+    if shot is not None:  # a kept shot's camera has a new, empty key: it cannot come back
         title = t["camera_title"].format(n=st.session_state.camera_shots + 1)
-        fresh.append(Photo(shot.name, title, shot.getvalue(), shot.file_id, from_camera=True))
+        fresh.append(Photo(shot.name, title, shot.getvalue(), from_camera=True))
     if example_clicked and chosen is not None:
         fresh.append(Photo(chosen.name, chosen.name, chosen.read_bytes()))
     return fresh
