@@ -253,22 +253,24 @@ def test_a_model_whose_runtimes_all_answer_wrong_never_becomes_ready(tmp_path: P
     assert "Traceback" not in output
 
 
-def test_slow_inference_answers_504_and_the_server_recovers(monkeypatch):
+def test_slow_inference_answers_504_and_the_server_drops_what_nobody_waits_for(monkeypatch):
     """A batch of 384 photos (768 model passes with flip TTA: about 10 s here, still over a second on a machine ten
-    times as fast) outlasts a 0.5 s timeout; one photo (about 40 ms here) does not: once the abandoned batch is
-    done, the same server answers again. The batch limit comes from the environment (`PILAH_MAX_BATCH`)."""
+    times as fast) outlasts a 0.5 s timeout. The photos run in chunks of 8 (`PILAH_MAX_INFERENCE_BATCH`), and the
+    chunks not yet started when the 504 goes out are dropped: a single photo is answered again after the chunk
+    that was running (about 0.4 s here), not after the 9 s the rest of the batch would take. The batch limit comes
+    from the environment too (`PILAH_MAX_BATCH`)."""
     photos = [("files", photo(p.name)) for p in sorted(EXAMPLES.glob("*.jpg"))] * 32
     monkeypatch.setenv("PILAH_MAX_BATCH", str(len(photos)))
+    monkeypatch.setenv("PILAH_MAX_INFERENCE_BATCH", "8")
     url, process = serve("--timeout", "0.5")
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             response = client.post("/v1/predict/batch", files=photos)
             assert (response.status_code, response.json()["code"]) == (504, "timeout")
-            deadline = time.monotonic() + 120  # the worker first finishes the batch nobody waits for any more
-            while (again := client.post("/v1/predict", files={"file": photo("paper.jpg")})).status_code == 504:
-                assert time.monotonic() < deadline, "the server never answered in time again"
-                time.sleep(0.5)
-            assert (again.status_code, again.json()["label"]) == (200, "paper")
+            tries = [client.post("/v1/predict", files={"file": photo("paper.jpg")}) for _ in range(4)]
+            answered = [r.status_code for r in tries]
+            assert 200 in answered, answered  # four tries take 2 s at most: the whole batch would take 9 s more
+            assert tries[-1].json()["label"] == "paper"
     finally:
         stop(process)
 

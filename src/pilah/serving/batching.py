@@ -1,15 +1,18 @@
 """Dynamic batching: one worker thread runs every waiting request's images through the model in one call.
 
-No added delay when idle; more throughput under load, where batches run faster per image than single images.
+No added delay when idle; more throughput under load, where batches run faster per image than single images. A
+request's images are queued in chunks of at most one model call, so a request nobody waits for any more (it timed
+out, or its client left) holds the worker for the chunk already running, never for the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from concurrent.futures import Future
 
-from pilah.inference.predictor import Predictor
+from pilah.inference.predictor import Prediction, Predictor
 
 
 class Batcher:
@@ -20,10 +23,20 @@ class Batcher:
         self.jobs: queue.SimpleQueue[tuple[list[bytes], Future]] = queue.SimpleQueue()
         threading.Thread(target=self._work, name="inference", daemon=True).start()
 
-    def submit(self, blobs: list[bytes]) -> Future:
-        future: Future = Future()
-        self.jobs.put((blobs, future))
-        return future
+    async def predict(self, blobs: list[bytes]) -> list[Prediction]:
+        """The predictions for these images, in order. Cancelling the wait (a timeout) cancels the chunks that have
+        not started: `asyncio.wrap_future` passes the cancellation on, and the worker skips a cancelled chunk."""
+        chunks = await asyncio.gather(*map(asyncio.wrap_future, self.submit(blobs)))
+        return [prediction for chunk in chunks for prediction in chunk]
+
+    def submit(self, blobs: list[bytes]) -> list[Future]:
+        """One future per chunk of at most `max_batch` images, queued together."""
+        futures = []
+        for start in range(0, len(blobs), self.max_batch):
+            future: Future = Future()
+            self.jobs.put((blobs[start : start + self.max_batch], future))
+            futures.append(future)
+        return futures
 
     def _work(self) -> None:
         while True:

@@ -3,7 +3,6 @@ corrections folder. The routes (`routes/`) are thin layers over it."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import OrderedDict
 
@@ -103,7 +102,7 @@ class Service:
         self.admitted += 1
         try:
             with anyio.fail_after(self.config.timeout_s):
-                return await asyncio.wrap_future(self.batcher.submit([data for _, data in files]))
+                return await self.batcher.predict([data for _, data in files])
         except TimeoutError as error:
             raise ApiError(f"no result within {self.config.timeout_s:g} s", "timeout", 504) from error
         finally:
