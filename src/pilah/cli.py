@@ -500,11 +500,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     model = _model_file(args.model, fast=False)
     started = time.perf_counter()
-    out = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
-    size_mb = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size_mb:.1f} MB) and {card_path(out)} in {time.perf_counter() - started:.0f} s")
-    predictor = Predictor(out)  # the export loaded as a user will, self-check included
-    print(f"runtime {predictor.runtime}: {predictor.check.summary()}")
+    written = export(model, args.format, args.quantize, Path(args.out) if args.out else None, args.calibration)
+    print(f"exported in {time.perf_counter() - started:.0f} s")
+    for out in written:
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card_path(out).name}")
+        predictor = Predictor(out)  # the export loaded as a user will, self-check included
+        print(f"  runtime {predictor.runtime}: {predictor.check.summary()}")
     return EXIT_OK
 
 
@@ -690,11 +691,21 @@ def build_parser() -> argparse.ArgumentParser:
     export = verbs.add_parser("export", help="export a model to ONNX or TFLite (fp32, fp16, int8) for fast inference")
     export.add_argument("--model", help="a .keras model (default: models/pilah-xception.keras)")
     export.add_argument("--format", required=True, choices=["onnx", "tflite"])
-    export.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"])
+    export.add_argument(
+        "--quantize",
+        nargs="+",
+        default=["fp32"],
+        choices=["fp32", "fp16", "int8"],
+        help="one or more: several share one conversion (default fp32)",
+    )
     export.add_argument(
         "--calibration", nargs="+", metavar="RUN_OR_IMAGES", help="int8: a run folder (its training split) or images"
     )
-    export.add_argument("--out", help="output file (default: beside the model, e.g. pilah-xception-int8.onnx)")
+    export.add_argument(
+        "--out",
+        help="output file (default: beside the model, e.g. pilah-xception-int8.onnx); with several --quantize, a "
+        "folder for files of those default names",
+    )
     export.set_defaults(func=cmd_export)
 
     app = verbs.add_parser("app", help="start the web app (Streamlit) with the bundled model")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SAMPLE, built_once, pilah
 from pilah.data.split import read_manifest
-from pilah.inference.export import calibration_images, card_path
+from pilah.inference.export import QUANTIZATIONS, calibration_images, card_path, export_targets
 from pilah.inference.predictor import Predictor
 from pilah.web.graph import page_graph
 
@@ -36,27 +36,20 @@ def keras_probs(trained_run: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def export(trained_run: Path, tmp_path_factory):
-    """`pilah export` of the trained run, each format and quantization made once for every test that reads it."""
+    """`pilah export` of the trained run, each format once in all three quantizations (one conversion for the
+    three), for every test that reads them."""
+    model = trained_run / "best.keras"
+
+    def name(fmt: str, quantize: str) -> str:
+        return export_targets(model, fmt, [quantize], None)[quantize].name  # e.g. best-int8.onnx
+
+    def build(fmt: str, folder: Path) -> None:
+        result = pilah("export", "--model", model, "--format", fmt, "--quantize", *QUANTIZATIONS, "--out", folder,
+                       "--calibration", trained_run)  # fmt: skip
+        assert all(f"wrote {folder / name(fmt, quantize)}" in result.stdout for quantize in QUANTIZATIONS)
 
     def make(fmt: str, quantize: str) -> Path:
-        def build(folder: Path) -> None:
-            calibrate = ["--calibration", trained_run] if quantize == "int8" else []
-            out = folder / f"model-{quantize}.{fmt}"
-            folder.mkdir()
-            pilah(
-                "export",
-                "--model",
-                trained_run / "best.keras",
-                "--format",
-                fmt,
-                "--quantize",
-                quantize,
-                *calibrate,
-                "--out",
-                out,
-            )
-
-        return built_once(tmp_path_factory, f"export-{quantize}-{fmt}", build) / f"model-{quantize}.{fmt}"
+        return built_once(tmp_path_factory, f"export-{fmt}", lambda folder: build(fmt, folder)) / name(fmt, quantize)
 
     return make
 
@@ -123,6 +116,8 @@ def test_int8_onnx_is_calibrated_on_the_runs_training_images_and_runs(trained_ru
 def test_int8_tflite_runs_and_stays_close(export, keras_probs):
     out = export("tflite", "int8")
     assert json.loads(card_path(out).read_text())["export"]["quantize"] == "int8"
+    float_card = json.loads(card_path(export("tflite", "fp32")).read_text())["export"]  # exported in the same call
+    assert float_card["quantize"] == "fp32" and "calibration_images" not in float_card
     exported = probabilities(out)
     assert np.allclose(exported.sum(1), 1, atol=1e-3)
     assert np.abs(exported - keras_probs).mean() < 0.05
@@ -133,3 +128,15 @@ def test_int8_without_calibration_images_is_a_usage_error(trained_run: Path, tmp
         "export", "--model", trained_run / "best.keras", "--format", "onnx", "--quantize", "int8", check=False
     )
     assert result.returncode == 2 and "--calibration" in result.stderr
+
+
+def test_one_quantization_goes_to_the_file_named_several_to_the_folder_named(tmp_path: Path):
+    model = tmp_path / "pilah-xception.keras"
+    assert export_targets(model, "onnx", ["int8"], None) == {"int8": tmp_path / "pilah-xception-int8.onnx"}
+    assert export_targets(model, "onnx", ["int8"], tmp_path / "x.onnx") == {"int8": tmp_path / "x.onnx"}
+    assert export_targets(model, "tflite", ["fp16", "fp32", "fp16"], tmp_path / "out") == {
+        "fp16": tmp_path / "out" / "pilah-xception-fp16.tflite",
+        "fp32": tmp_path / "out" / "pilah-xception.tflite",
+    }
+    result = pilah("export", "--model", model, "--format", "onnx", "--quantize", "int4", check=False)
+    assert result.returncode == 2 and "invalid choice: 'int4'" in result.stderr

@@ -64,55 +64,64 @@ def calibration_batches(paths: list[Path], size: int, count: int = CALIBRATION_I
             continue
 
 
+def export_targets(model_path: Path, fmt: str, quantizations: list[str], out: Path | None) -> dict[str, Path]:
+    """Where each quantization goes: `out` for one (default beside the model, e.g. `pilah-xception-int8.onnx`);
+    for several, those default names in the folder `out` (default: the model's)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    unknown = [q for q in quantizations if q not in QUANTIZATIONS]
+    if unknown or not quantizations:
+        raise ExportError(f"quantize must be one or more of {', '.join(QUANTIZATIONS)}, got {', '.join(unknown)!r}")
+    quantizations = list(dict.fromkeys(quantizations))  # each once, in the order given
+    if out is not None and len(quantizations) == 1:
+        return {quantizations[0]: out}
+    folder = out or model_path.parent
+    return {q: folder / f"{model_path.stem}{'' if q == 'fp32' else f'-{q}'}{FORMATS[fmt]}" for q in quantizations}
+
+
 def export(
     model_path: Path,
     fmt: str,
-    quantize: str = "fp32",
+    quantize: str | list[str] = "fp32",
     out: Path | None = None,
     calibration: list[str | Path] | None = None,
-) -> Path:
+) -> list[Path]:
+    """Export `model_path` once per quantization (`export_targets` says where), converting it once for all."""
     import keras
 
-    if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if quantize not in QUANTIZATIONS:
-        raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    targets = export_targets(model_path, fmt, [quantize] if isinstance(quantize, str) else list(quantize), out)
     images = calibration_images(calibration or [])
-    if quantize == "int8" and not images:
+    if "int8" in targets and not images:
         raise ExportError("int8 needs calibration images: --calibration RUN_DIR (its training split) or images")
     metadata = model_metadata(model_path)
-    suffix = "" if quantize == "fp32" else f"-{quantize}"
-    out = out or model_path.with_name(f"{model_path.stem}{suffix}{FORMATS[fmt]}")
     embedding = (metadata.get("open_set") or {}).get("layer")
     keras_model = keras.saving.load_model(model_path)
     size = int(keras_model.input_shape[1])
+    for target in targets.values():
+        target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
-        model = inference_model(keras_model)
-        _export_onnx(model, out, quantize, lambda: calibration_batches(images, size), embedding)
+        _export_onnx(inference_model(keras_model), targets, lambda: calibration_batches(images, size), embedding)
     else:
-        model = inference_model(keras_model, embedding)
-        _export_tflite(model, out, quantize, lambda: calibration_batches(images, size))
-    if embedding:
-        metadata["open_set"] = copy_bank(metadata["open_set"], model_path, out)
+        _export_tflite(inference_model(keras_model, embedding), targets, lambda: calibration_batches(images, size))
     if "self_check" not in metadata:  # the reference answers are the .keras model's, never the export's own
         reference = selfcheck.reference(Predictor(model_path))
         if reference["photos"]:
             metadata["self_check"] = reference
-    metadata["export"] = {
-        "format": fmt,
-        "quantize": quantize,
-        "source": model_path.name,
-        "source_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),  # the exact weights it came from
-    }
-    if images:
-        metadata["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
-    if fmt == "onnx" and quantize == "int8":
-        metadata["export"]["int8"] = ONNX_INT8
-    write_json(card_path(out), metadata)
-    return out
+    source = {"source": model_path.name, "source_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest()}
+    for quantize, target in targets.items():
+        card = dict(metadata, export={"format": fmt, "quantize": quantize, **source})  # the weights it came from
+        if embedding:
+            card["open_set"] = copy_bank(metadata["open_set"], model_path, target)
+        if quantize == "int8":
+            card["export"]["calibration_images"] = min(CALIBRATION_IMAGES, len(images))
+        if fmt == "onnx" and quantize == "int8":
+            card["export"]["int8"] = ONNX_INT8
+        write_json(card_path(target), card)
+    return list(targets.values())
 
 
-def _export_onnx(model, out: Path, quantize: str, batches, embedding: str | None) -> None:
+def _export_onnx(model, targets: dict[str, Path], batches, embedding: str | None) -> None:
+    """One conversion to float32 ONNX, then each quantization from it."""
     import onnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,50 +131,56 @@ def _export_onnx(model, out: Path, quantize: str, batches, embedding: str | None
             graph = onnx.load(str(fp32))
             add_onnx_embedding(graph, embedding)
             onnx.save(graph, str(fp32))
-        if quantize == "fp32":
-            fp32.replace(out)
-        elif quantize == "fp16":
+        if "fp16" in targets:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
-        else:
-            from onnxruntime import quantization as q
-
-            prepared = Path(tmp) / "prepared.onnx"
-            q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-            graph = onnx.load(str(prepared)).graph
-
-            class Reader(q.CalibrationDataReader):
-                def __init__(self) -> None:
-                    self.batches = iter(batches())
-
-                def get_next(self):
-                    batch = next(self.batches, None)
-                    return None if batch is None else {"image": batch}
-
-            q.quantize_static(
-                str(prepared),
-                str(out),
-                Reader(),
-                quant_format=q.QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=q.QuantType.QUInt8,
-                weight_type=q.QuantType.QInt8,
-                reduce_range=True,  # 7-bit weights: see ONNX_INT8
-                nodes_to_exclude=onnx_preprocess_nodes(graph) + onnx_head_nodes(graph),
-            )
+            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(targets["fp16"]))
+        if "int8" in targets:
+            _quantize_onnx_int8(fp32, targets["int8"], batches, Path(tmp) / "prepared.onnx")
+        if "fp32" in targets:
+            fp32.replace(targets["fp32"])
 
 
-def _export_tflite(model, out: Path, quantize: str, batches) -> None:
+def _quantize_onnx_int8(fp32: Path, out: Path, batches, prepared: Path) -> None:
+    import onnx
+    from onnxruntime import quantization as q
+
+    q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    graph = onnx.load(str(prepared)).graph
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(batches())
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {"image": batch}
+
+    q.quantize_static(
+        str(prepared),
+        str(out),
+        Reader(),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=q.QuantType.QUInt8,
+        weight_type=q.QuantType.QInt8,
+        reduce_range=True,  # 7-bit weights: see ONNX_INT8
+        nodes_to_exclude=onnx_preprocess_nodes(graph) + onnx_head_nodes(graph),
+    )
+
+
+def _export_tflite(model, targets: dict[str, Path], batches) -> None:
+    """One SavedModel, then one TFLite conversion per quantization."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if quantize in ("fp16", "int8"):
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            converter.representative_dataset = lambda: ([b] for b in batches())
-        out.write_bytes(converter.convert())
+        for quantize, out in targets.items():
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            if quantize in ("fp16", "int8"):
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if quantize == "fp16":
+                converter.target_spec.supported_types = [tf.float16]
+            if quantize == "int8":
+                converter.representative_dataset = lambda: ([b] for b in batches())
+            out.write_bytes(converter.convert())
