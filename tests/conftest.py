@@ -85,13 +85,19 @@ def sample_copy(tmp_path: Path) -> Path:
     return target
 
 
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
-    """`build(path)` once per test session, by whichever test process (xdist worker) asks first; the others wait
-    for it and share it. What is built here is read, never changed: a test that writes copies it first."""
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one `pytest -n` run
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test session that every test process (xdist worker) of one `pytest -n` run sees."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
     base = tmp_path_factory.getbasetemp()
     shared = base.parent / f"shared-{run_id}" if run_id else base / "shared"
     shared.mkdir(parents=True, exist_ok=True)
+    return shared
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """`build(path)` once per test session, by whichever test process asks first; the others wait for it and share
+    it. What is built here is read, never changed: a test that writes copies it first."""
+    shared = shared_folder(tmp_path_factory)
     target, done = shared / name, shared / f"{name}.done"
     with FileLock(shared / f"{name}.lock"):
         if not done.exists():
