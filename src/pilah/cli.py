@@ -134,20 +134,25 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pilah.evaluation.evaluate import evaluate
-    from pilah.runs import Run
-    from pilah.training import strategies
+    from pilah.runs import Run, resume_point
 
+    # Wrong usage, or a run that cannot resume, fails before Keras loads (seconds of importing TensorFlow).
     if args.resume:
-        run = strategies.resume(Path(args.resume))
+        run, state = resume_point(Path(args.resume))
+        from pilah.training import strategies
+
+        run = strategies.resume(run, state)
     else:
         if not args.data:
             raise UsageError("pilah train needs --data DIR (or --resume RUN_DIR)")
         config = load_config(args)
-        out = Path(args.out) if args.out else None
-        data = [Path(d) for d in args.data]
+        from pilah.training import strategies
+
+        data, out = [Path(d) for d in args.data], Path(args.out) if args.out else None
         run = strategies.train(config, data, out, Path(args.manifest) if args.manifest else None)
     if not args.no_evaluate:
+        from pilah.evaluation.evaluate import evaluate
+
         _print_metrics(evaluate(Run.open(run.paths.root)))
     print(f"run folder: {run.paths.root}")
     return EXIT_OK
@@ -168,7 +173,6 @@ def _print_folder_counts(folders: list[Path], counts: list[int]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pilah.evaluation.evaluate import evaluate
     from pilah.runs import Run
 
     run = Run.open(args.run)
@@ -176,6 +180,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         run.config.data.root = str(Path(args.data).resolve())
     if args.set:
         run.set_evaluation(args.set)  # kept in the run's evaluation.yaml, so later evaluations agree
+    from pilah.evaluation.evaluate import evaluate  # after the checks above: a wrong setting fails before Keras loads
+
     _print_metrics(evaluate(run, Path(args.model) if args.model else None))
     print(f"wrote {run.paths.metrics} and figures in {run.paths.plots}")
     return EXIT_OK

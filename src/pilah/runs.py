@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -136,6 +137,32 @@ class Run:
     def indices_of(self, rows: list[ManifestRow]) -> list[int]:
         index = {label: i for i, label in enumerate(self.classes)}
         return [index[r.label] for r in rows]
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs beyond the model: progress and the callbacks' memory."""
+
+    epochs_done: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint_best: float | None = None
+    early_stopping: dict[str, Any] = field(default_factory=dict)
+    reduce_lr: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    cache_views_reused: int = 0  # cached mode: (split, view) trunk outputs found in the cache when the run began
+    cache_views_filled: int = 0  # ... and computed for it
+
+
+def resume_point(root: Path) -> tuple[Run, TrainState]:
+    """The run to resume and where it stopped; a run that cannot be resumed fails here, before Keras loads."""
+    run = Run.open(root)
+    if not run.paths.state.is_file() or not run.paths.last_model.is_file():
+        raise RunError(f"{root} has no finished epoch to resume from; start it again with pilah train")
+    state = TrainState(**read_json(run.paths.state))
+    if state.finished:
+        raise RunError(f"{root} already finished training ({state.epochs_done} epochs)")
+    return run, state
 
 
 def file_logger(path: Path) -> logging.Logger:

@@ -6,7 +6,6 @@ import dataclasses
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +21,10 @@ from pilah.files import atomic_write, read_csv, write_csv, write_json
 from pilah.modeling.anatomy import copy_weights
 from pilah.modeling.xception import PREPROCESS, build_augmentation, build_model
 from pilah.progress import Progress
-from pilah.runs import Run, RunPaths, file_logger, next_run_dir
+from pilah.runs import Run, RunPaths, TrainState, file_logger, next_run_dir
 from pilah.training.distribute import HostAugmentedBatches, validation_batches
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
-
-
-@dataclass
-class TrainState:
-    """What a resumed run needs beyond the model: progress and the callbacks' memory."""
-
-    epochs_done: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
-    checkpoint_best: float | None = None
-    early_stopping: dict[str, Any] = field(default_factory=dict)
-    reduce_lr: dict[str, Any] = field(default_factory=dict)
-    finished: bool = False
-    cache_views_reused: int = 0  # cached mode: (split, view) trunk outputs found in the cache when the run began
-    cache_views_filled: int = 0  # ... and computed for it
 
 
 def prepare_run(config: Config, data: Path | list[Path], out: Path | None, manifest: Path | None = None) -> Run:

@@ -14,16 +14,14 @@ import keras
 
 from pilah.config import Config
 from pilah.data.split import SPLITS, folder_distribution
-from pilah.errors import RunError
-from pilah.files import read_json
-from pilah.runs import Run, file_logger
+from pilah.runs import Run, TrainState, file_logger
 from pilah.training import cached, distribute, fit
 
 
 @dataclass(frozen=True)
 class Strategy:
     start: Callable[[Run], Run]
-    resume: Callable[[Run, fit.TrainState], Run]
+    resume: Callable[[Run, TrainState], Run]
 
 
 STRATEGIES = {
@@ -47,15 +45,9 @@ def train(config: Config, data: Path | list[Path], out: Path | None = None, mani
         return STRATEGIES[config.train.mode].start(run)
 
 
-def resume(root: Path) -> Run:
-    """Continue an interrupted run from its last finished epoch."""
-    run = Run.open(root)
-    if not run.paths.state.is_file() or not run.paths.last_model.is_file():
-        raise RunError(f"{root} has no finished epoch to resume from; start it again with pilah train")
-    state = fit.TrainState(**read_json(run.paths.state))
-    if state.finished:
-        raise RunError(f"{root} already finished training ({state.epochs_done} epochs)")
+def resume(run: Run, state: TrainState) -> Run:
+    """Continue an interrupted run from its last finished epoch (`runs.resume_point` finds them)."""
     keras.utils.set_random_seed(run.config.training_seed + state.epochs_done)
-    file_logger(run.paths.log).info(f"resuming {root} after epoch {state.epochs_done}")
+    file_logger(run.paths.log).info(f"resuming {run.paths.root} after epoch {state.epochs_done}")
     with distribute.distributed(run.config):
         return STRATEGIES[run.config.train.mode].resume(run, state)
