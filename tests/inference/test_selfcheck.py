@@ -128,10 +128,11 @@ def test_without_avx512_the_default_model_is_right_and_a_saturating_file_falls_b
     card_path(shipped).write_text(json.dumps(card))
     reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)  # the answers here
     card_path(shipped).write_text(json.dumps(card | {"self_check": reference}))
-    # The saturating file: two reference photos keep its emulated float fallback short.
-    two = reference | {"photos": [p for p in reference["photos"] if p["name"] in ("battery.jpg", "paper.jpg")]}
+    # The saturating file: one reference photo, as its float fallback takes about 15 s a photo emulated (the fast
+    # path fails on it in 3 s); a second photo added 37 s of processor time and proved nothing more.
+    one = reference | {"photos": [p for p in reference["photos"] if p["name"] == "battery.jpg"]}
     saturating = full_int8_range(INT8_MODEL, tmp_path / INT8_MODEL.name)
-    card_path(saturating).write_text(json.dumps(card | {"self_check": two}))
+    card_path(saturating).write_text(json.dumps(card | {"self_check": one}))
     result = on_haswell(
         f"""
         import json, sys
@@ -161,6 +162,7 @@ def test_without_avx512_the_default_model_is_right_and_a_saturating_file_falls_b
     assert "do not give the model's answers" not in default_model_warnings  # no fallback, no warning
 
     assert "graph optimisation basic" in fallback["runtime"] and fallback["check"]["passed"]
+    assert fallback["check"]["photos"] == 1
     assert "graph optimisation all" in warning and "FAILED" in warning and "named differently" in warning
     assert "AVX2" in warning and "AVX512F" not in warning  # the processor the warning names is the emulated one
 
