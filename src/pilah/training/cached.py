@@ -28,8 +28,8 @@ from pilah.images import pad_batch
 from pilah.modeling.anatomy import boundary_parts, split_at_boundary
 from pilah.modeling.xception import build_augmentation, build_model
 from pilah.progress import Progress
-from pilah.runs import Run, file_logger
-from pilah.training.fit import AssembledCheckpoint, TrainState, batches_for, compile_model, fit
+from pilah.runs import Run, TrainState, file_logger
+from pilah.training.fit import AssembledCheckpoint, batches_for, compile_model, fit
 
 
 class FeatureCache:
