@@ -25,6 +25,7 @@ from pilah import guidance
 from pilah.images import load_rgb
 from pilah.inference.card import read_card
 from pilah.inference.runtimes import OnnxRunner
+from pilah.web import build
 from pilah.web.build import build_site, client_dir, runtime_dist
 
 MAX_FIRST_VISIT_MB = 40
@@ -40,6 +41,12 @@ def test_the_site_holds_every_file_the_worker_caches_and_fits_a_first_visit(web_
     total = sum((web_site / f).stat().st_size for f in files)
     assert total <= MAX_FIRST_VISIT_MB * 1e6, f"{total / 1e6:.1f} MB"
     assert any(f.startswith("ort/") and f.endswith(".wasm.gz") for f in files)
+    # a browser keeps a passed self-check under this id: it covers every file but the two that name it
+    checked = {f: (web_site / f).read_bytes() for f in files if f not in ("site.json", "sw.js")}
+    check_id = json.loads((web_site / "site.json").read_text())["check_id"]
+    assert check_id == build._digest(checked)
+    model = next(f for f in checked if f.startswith("model/"))
+    assert build._digest(checked | {model: checked[model][:-1]}) != check_id  # another model: checked again
 
 
 def test_site_json_carries_the_cards_calibration_and_every_pack(web_site: Path):

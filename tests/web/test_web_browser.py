@@ -21,7 +21,7 @@ from PIL import Image
 
 from browser import PHONE as BROWSER_PHONE
 from browser import WEB_APP_READY, launch, require_chromium, serve_site, stop
-from conftest import EXAMPLES
+from conftest import EXAMPLES, reference_photos
 from pilah import guidance
 from pilah.app import words
 from pilah.app.page import lookalike_items
@@ -40,6 +40,8 @@ TAP_TARGETS = """() => [...document.querySelectorAll('button, select, summary, l
   .filter((e) => e.offsetParent).map((e) => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect().width,
   e.getBoundingClientRect().height])"""
 HISTORY = "() => [...document.querySelectorAll('#history li')].map(li => li.dataset.label)"
+CHECK = "() => window.pilah.check"
+CHECK_KEY = "pilah.selfcheck.v1"
 
 
 @pytest.fixture()
@@ -99,6 +101,7 @@ def test_offline_after_one_visit_the_examples_get_pythons_answers_and_the_histor
         page.reload()
         page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.evaluate("() => window.pilah.ready"), page.inner_text("#status")
+        assert page.evaluate(CHECK)["remembered"]  # the first visit's check: the same site, browser and threads
         assert page.evaluate(HISTORY) == ["paper"], "the history did not survive the reload"
         assert f"→ {residual.stream_name}" in page.inner_text("#history-body")  # with the look-alike answer
         with pytest.raises(playwright_api.Error):  # the network is off indeed
@@ -184,6 +187,8 @@ def test_bad_files_get_the_users_words_and_the_history_is_kept_until_cleared(web
         browser = launch(p)
         context = browser.new_context(**PHONE)
         page = open_ready(context, web_url)
+        first = page.evaluate(CHECK)
+        assert first["passed"] and not first["remembered"] and first["photos"] == reference_photos()
         classify(page, EXAMPLES / "shoes.jpg")
         cards = classify(page, *files.values())
         page.screenshot(path=screenshots / "web_phone_bad_files.png")
@@ -195,11 +200,17 @@ def test_bad_files_get_the_users_words_and_the_history_is_kept_until_cleared(web
         page.reload()
         page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.evaluate(HISTORY) == ["shoes"]
+        assert page.evaluate(CHECK) == first | {"remembered": True}  # kept, as nothing it depends on changed
         page.click("#clear-history")
         assert page.inner_text("#history-body") == T["history_empty"]
+        # what a new model, runtime, page or browser version does: the kept check no longer matches, so it runs again
+        another = json.dumps({"key": "another", "check": {"passed": True}})
+        page.evaluate("([name, value]) => localStorage.setItem(name, value)", [CHECK_KEY, another])
         page.reload()
         page.wait_for_function(WEB_APP_READY, timeout=LOAD_TIMEOUT_MS)
         assert page.inner_text("#history-body") == T["history_empty"]
+        again = page.evaluate(CHECK)
+        assert again["passed"] and not again["remembered"] and again["photos"] == first["photos"]
         browser.close()
 
 
@@ -222,6 +233,7 @@ def test_a_self_check_that_disagrees_stops_every_answer(web_site, tmp_path):
             assert status.startswith(T["web"]["check_failed"].split("(")[0].strip()), status
             assert "1 foto contoh" in status
             assert page.is_disabled("#pick") and page.is_disabled("#camera")
+            assert page.evaluate("(name) => localStorage.getItem(name)", CHECK_KEY) is None  # a failure: never kept
             browser.close()
     finally:
         stop(process)

@@ -211,9 +211,12 @@ def _model_files(model: Path, bank: np.ndarray | None, dist: Path, runtime_versi
     return files
 
 
-def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_version: str) -> bytes:
+def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_version: str, check_id: str) -> bytes:
     site = {
         "pilah_version": __version__,
+        # What the page's self-check depends on besides its card: the runtime, the model, its bank, the page's own
+        # code, the example photos. A browser keeps a passed check under it (with the card and its own name).
+        "check_id": check_id,
         "model": {
             "file": f"model/{model.name}.gz",
             "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
@@ -236,10 +239,16 @@ def _site_json(model: Path, card: ModelCard, bank: np.ndarray | None, runtime_ve
     return json.dumps(site, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _digest(files: dict[str, bytes]) -> str:
+    """16 hex digits that change when any of `files` (names or bytes) changes."""
+    each = b"".join(name.encode() + hashlib.sha256(files[name]).digest() for name in sorted(files))
+    return hashlib.sha256(each).hexdigest()[:16]
+
+
 def _with_worker(files: dict[str, bytes]) -> dict[str, bytes]:
     """The service worker, told every other file of the site and a version that changes with any of them."""
     precached = ["./", *sorted(name for name in files if name != "sw.js")]
-    version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in sorted(files))).hexdigest()[:16]
+    version = _digest(files)
     worker = files["sw.js"].decode().replace("__VERSION__", version).replace("__FILES__", json.dumps(precached))
     return files | {"sw.js": worker.encode()}
 
@@ -271,7 +280,8 @@ def build_site(out: Path, model: Path | None = None, runtime: Path | None = None
     if card.open_set:
         bank = np.load(model.with_name(card.open_set["bank"]), allow_pickle=False).astype("<f2")
     files = _page_files() | _model_files(model, bank, dist, runtime_version)
-    files[SITE_MARKER] = _site_json(model, card, bank, runtime_version)
+    check_id = _digest({name: data for name, data in files.items() if name != "sw.js"})  # the worker names it later
+    files[SITE_MARKER] = _site_json(model, card, bank, runtime_version, check_id)
     files = _with_worker(files)
     _write_site(files, out)
     return Site(folder=out, files={name: len(data) for name, data in files.items()}, runtime_version=runtime_version)
