@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from forked import run_pilah
 
 from pilah.inference.open_set import bank_path
 from pilah.inference.predictor import BUNDLED_FAST_MODEL_NAME, BUNDLED_MODEL_NAME
@@ -58,15 +57,8 @@ def needs_shared(path: Path):
 
 
 def pilah(*args: str | Path, cwd: Path | None = None, check: bool = True, timeout: float = 600, input: str = ""):
-    """Run the real `pilah` command in a fresh process (`input` on its standard input)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pilah.cli", *map(str, args)],
-        input=input,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run the real `pilah` command in a new process (`input` on its standard input): see `forked.py`."""
+    result = run_pilah([str(a) for a in args], cwd, input, timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"pilah {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
     return result
