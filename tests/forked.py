@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -88,10 +89,11 @@ class ForkingParent:
         command = [sys.executable, "-c", PARENT]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.unread = b""  # what came from the parent beyond the last reply
+        self.lock = threading.Lock()  # one command at a time: the replies come in the order of the requests
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], input: str, timeout: float):
         assert self.process.stdin
-        with tempfile.TemporaryDirectory(prefix="pilah-command-") as folder:
+        with self.lock, tempfile.TemporaryDirectory(prefix="pilah-command-") as folder:
             paths = [Path(folder) / name for name in ("stdin", "stdout", "stderr")]
             paths[0].write_text(input)
             write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -99,24 +101,24 @@ class ForkingParent:
             request = {"args": args, "cwd": str(cwd), "env": env, "streams": streams}
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             self.process.stdin.flush()
-            child = self._reply(time.monotonic() + 60)["pid"]
+            child = self._reply(60)["pid"]
             try:
-                returncode = self._reply(time.monotonic() + timeout)["returncode"]
+                returncode = self._reply(timeout)["returncode"]
             except subprocess.TimeoutExpired:
                 os.kill(child, signal.SIGKILL)
-                self._reply(time.monotonic() + 60)
+                self._reply(60)
                 raise subprocess.TimeoutExpired(["pilah", *args], timeout) from None
             stdout, stderr = (path.read_text() for path in paths[1:])
         return subprocess.CompletedProcess(["pilah", *args], returncode, stdout, stderr)
 
-    def _reply(self, deadline: float) -> dict:
+    def _reply(self, timeout: float) -> dict:
         """The parent's next line. Read unbuffered: both replies may already be there when the first is read."""
         assert self.process.stdout
-        pipe = self.process.stdout.fileno()
+        pipe, deadline = self.process.stdout.fileno(), time.monotonic() + timeout
         while b"\n" not in self.unread:
             ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
-                raise subprocess.TimeoutExpired("pilah", deadline)
+                raise subprocess.TimeoutExpired("the forking parent", timeout)
             more = os.read(pipe, 65536)
             assert more, f"the forking parent ended (exit status {self.process.wait()})"
             self.unread += more
