@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import descendants_titled, serve_or_fail, stop  # noqa: E402
 from pilah.hardware import describe  # noqa: E402
+from pilah.serving.ray_serve import READY_LINE  # noqa: E402
 
 PHOTOS = sorted((ROOT / "examples").glob("*.jpg"))
 REPLICA_TITLE = "ray::ServeReplica:pilah:pilah"
@@ -83,7 +84,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--kill-after", type=float, default=2.0)
     args = parser.parse_args()
-    url, server = serve_or_fail("serve", None, "--engine", "ray", "--replicas", "2", health="/readyz", timeout=600)
+    flags = ("--engine", "ray", "--replicas", "2")
+    url, server = serve_or_fail("serve", None, *flags, health="/readyz", timeout=600, ready_output=READY_LINE)
     try:
         with httpx.Client(base_url=url, timeout=300) as warm:
             for i in range(5):

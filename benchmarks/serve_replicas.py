@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from serve import run_clients, send  # noqa: E402
 
-from browser import free_port, start_pilah, stop, wait_for_health  # noqa: E402
+from browser import serve_or_fail, stop  # noqa: E402
 from pilah.hardware import describe  # noqa: E402
+from pilah.serving.ray_serve import READY_LINE  # noqa: E402
 
 ENGINES = [
     ("pilah serve (one process, baseline)", []),
@@ -30,11 +31,9 @@ ENGINES = [
 
 
 def measure(flags: list[str], clients: int, requests: int) -> tuple[list[tuple[int, float]], float]:
-    port = free_port()
-    server = start_pilah("serve", port, None, *flags)
-    url = f"http://127.0.0.1:{port}"
+    ready = READY_LINE if "ray" in flags else None  # every replica up, not just the first to answer
+    url, server = serve_or_fail("serve", None, *flags, health="/readyz", timeout=600, ready_output=ready)
     try:
-        wait_for_health(url, server, path="/readyz")
         with httpx.Client(base_url=url, timeout=300) as client:
             for i in range(5):
                 send(client, i)

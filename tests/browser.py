@@ -78,6 +78,18 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 180, p
     raise TimeoutError(f"{url}{path} did not answer 200 in {timeout:.0f} s")
 
 
+def wait_for_output(process: subprocess.Popen, text: str, timeout: float) -> None:
+    """Wait until the server has printed `text` (a server started by `launch_server`); fail early if it died."""
+    log: Path = process.log_path  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not print {text!r} in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def start_app(port: int, model: Path | None = None) -> subprocess.Popen:
     return start_pilah("app", port, model)
 
@@ -89,11 +101,13 @@ def serve_or_fail(
     health: str = "/_stcore/health",
     timeout: float = 180,
     cwd: Path | None = None,
+    ready_output: str | None = None,
 ):
     """`pilah app` or `pilah serve` on a free loopback port, ready within `timeout` s: its URL and process; the
-    test fails with the server's output if it does not come up."""
+    test fails with the server's output if it does not come up. `ready_output`: also wait for the server to print
+    it (Ray Serve answers from its first replica before the others are up)."""
     command = [sys.executable, "-m", "pilah.cli", verb, *flags, *(["--model", str(model)] if model else [])]
-    return launch_on_free_port(lambda port: [*command, "--port", str(port)], health, timeout, cwd)
+    return launch_on_free_port(lambda port: [*command, "--port", str(port)], health, timeout, cwd, ready_output)
 
 
 def serve_site(folder: Path):
@@ -102,16 +116,21 @@ def serve_site(folder: Path):
     return launch_on_free_port(lambda port: [*command, "--port", str(port)], health="/site.json", timeout=60)
 
 
-def launch_on_free_port(command_for, health: str, timeout: float = 180, cwd: Path | None = None):
+def launch_on_free_port(
+    command_for, health: str, timeout: float = 180, cwd: Path | None = None, ready_output: str | None = None
+):
     """Start the server that `command_for(port)` runs on a free loopback port: its URL and process, once its health
-    path answers. A port taken between `free_port` and the server's bind (another test process got it first) means
-    another try on another port, never a failure."""
+    path answers (and it has printed `ready_output`). A port taken between `free_port` and the server's bind
+    (another test process got it first) means another try on another port, never a failure."""
     for _ in range(PORT_TRIES):
         port = free_port()
         process = launch_server(command_for(port), cwd)
         url = f"http://127.0.0.1:{port}"
         try:
+            deadline = time.monotonic() + timeout
             wait_for_health(url, process, timeout, path=health)
+            if ready_output:
+                wait_for_output(process, ready_output, deadline - time.monotonic())
             return url, process
         except (RuntimeError, TimeoutError) as error:
             output = stop(process)

@@ -73,6 +73,12 @@ class SelfCheckError(PilahError):
     http_status = 503
 
 
+class ServeError(PilahError):
+    """A server that cannot start: the Ray Serve replicas failed to load or check the model, or died starting."""
+
+    code = "serve"
+
+
 class ExportError(UsageError):
     """An export that cannot be made as asked (format, quantization, missing calibration images)."""
 

@@ -1,7 +1,7 @@
 """`pilah serve --engine ray`: the same API as `pilah serve`, in Ray Serve replicas on loopback; feedback by id
 works whichever replica it reaches; a replica killed under load is replaced while requests keep being answered;
-nothing of the Ray that `pilah serve` started outlives it. Processes are found among the server's own descendants,
-never by title across the machine (where another test's Ray may run)."""
+SIGTERM stops it with status 0, and nothing of the Ray that `pilah serve` started outlives it. Processes are found
+among the server's own descendants, never by title across the machine (where another test's Ray may run)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from browser import descendants_titled, serve_or_fail, stop
 from conftest import EXAMPLES, INT8_MODEL
 from pilah.inference.predictor import Predictor
+from pilah.serving.ray_serve import READY_LINE
 
 pytest.importorskip("ray.serve", reason="Ray Serve is an extra: pip install 'pilah[ray]' (the dev install has it)")
 psutil = pytest.importorskip("psutil", reason="installed with pilah[ray]")
@@ -36,13 +37,17 @@ def replicas(process) -> list[int]:
 def ray_server(tmp_path_factory):
     corrections = tmp_path_factory.mktemp("corrections")
     flags = ("--engine", "ray", "--replicas", "2", "--corrections", str(corrections), "--feedback-per-minute", "1000")
-    url, process = serve_or_fail("serve", None, *flags, health="/readyz", timeout=RAY_START_TIMEOUT_S)
+    # Every replica up, not just the first that answers: a replica killed while another is still starting fails
+    # the deployment, and `pilah serve` stops (`the replicas did not start`), as it did once in CI.
+    url, process = serve_or_fail(
+        "serve", None, *flags, health="/readyz", timeout=RAY_START_TIMEOUT_S, ready_output=READY_LINE
+    )
     with httpx.Client(base_url=url, timeout=60) as client:
         yield client, process
-    ray_processes = family(process)
-    assert len(ray_processes) > len(replicas(process)) >= 2  # Ray's own processes, and the replicas
+    ray_processes, replica_count = family(process), len(replicas(process))
     output = stop(process)
-    assert "Traceback" not in output, output[-3000:]
+    assert len(ray_processes) > replica_count >= 2, output[-3000:]  # Ray's own processes, and the replicas
+    assert process.returncode == 0 and "Traceback" not in output, output[-3000:]  # stopped as a server stops
     _, alive = psutil.wait_procs(ray_processes, timeout=30)
     assert not [(p.pid, p.name()) for p in alive], f"parts of Ray outlived pilah serve:\n{output[-3000:]}"
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 from typing import Any
 
+from pilah.errors import ServeError
 from pilah.inference.runtimes import THREADS_ENV
 from pilah.serving.api import create_app
 from pilah.serving.service import RAY_NAMESPACE, RecentPredictions
 from pilah.serving.settings import ServiceConfig
 
+READY_LINE = "all replicas ready"  # printed once every replica answers: what a supervisor (or a test) waits for
 HEALTH_CHECK_PERIOD_S = 5  # how often Serve asks each replica whether it is alive
 # Serve gives its HTTP proxy 5 s to start, then kills it and starts another, which fails `serve.start` (it waits
 # on the first one). A busy machine takes longer than 5 s to start a Python worker, so a Ray started here gives it
@@ -75,11 +78,7 @@ def serve_on_ray(
     import ray
     from ray import serve
 
-    if address:
-        ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False)
-    else:  # one logical CPU per replica, one for Serve's controller and proxy, one for the shared predictions
-        os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_TIMEOUT_S))  # the controller inherits it
-        ray.init(num_cpus=replicas + 2, namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False)
+    _start_ray(address, replicas)
     try:
         if config.corrections:  # owned by this driver (its handle lives until return): it goes when `pilah serve` does
             recent = ray.remote(num_cpus=0)(RecentPredictions).options(name=SHARED_RECENT_NAME)
@@ -91,16 +90,38 @@ def serve_on_ray(
         print(f"Pilah API on Ray Serve, {count} replicas, on http://{host}:{port}  (Ctrl-C stops it)", flush=True)
         threads = 0 if address else max(1, (os.cpu_count() or 1) // replicas)  # a cluster: each node's own cores
         app = deployment(config, replicas, scaling, threads)
-        serve.run(app, name="pilah", route_prefix="/", blocking=True)
-    finally:  # Ctrl-C or `kill`: the replicas, and a Ray started here, go too
+        try:  # returns once every replica runs: the first answers requests before the others are up
+            serve.run(app, name="pilah", route_prefix="/", blocking=False)
+        except RuntimeError as error:  # a replica failed to load or check its model, or died while starting
+            raise ServeError(f"the replicas did not start: {error}", "deploy_failed") from error
+        print(f"{READY_LINE}: {count} replicas running", flush=True)
+        threading.Event().wait()  # until Ctrl-C or SIGTERM (the CLI turns it into KeyboardInterrupt)
+    except KeyboardInterrupt:  # how a server is stopped: status 0, as `pilah serve` without Ray (uvicorn) ends
+        pass
+    finally:  # the replicas, and a Ray started here, go too
         if address:  # a cluster stays up; the app goes
             _within(SHUTDOWN_WAIT_S, serve.shutdown)  # a replica being replaced can hold it up for ever
-        else:  # first every process of this Ray (the driver may not outlive its raylet), then the driver's state
+        else:  # the driver leaves first (it aborts if its raylet dies under it), then what Ray left running
             ray_processes = _descendants()
             print(f"stopping the {len(ray_processes)} processes of this Ray", flush=True)
-            _stop_all(ray_processes)
             _within(SHUTDOWN_WAIT_S, ray.shutdown)
+            _stop_all(ray_processes)
         print("stopped", flush=True)
+
+
+def _start_ray(address: str | None, replicas: int) -> None:
+    """Join the cluster at `address`, or start a local Ray: one logical CPU per replica, one for Serve's controller
+    and proxy, one for the shared predictions. `ray.init` makes SIGTERM exit at once with status 15; the CLI's own
+    handler (SIGTERM stops as Ctrl-C does) is put back."""
+    import ray
+
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    if address:
+        ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False)
+    else:
+        os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_TIMEOUT_S))  # the controller inherits it
+        ray.init(num_cpus=replicas + 2, namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False)
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _within(seconds: float, *steps) -> None:
