@@ -27,15 +27,13 @@ def test_requirements_txt_matches_pyproject():
 
 
 def test_fresh_environment_from_requirements_serves_the_app(tmp_path: Path):
-    """What the Cloud does: a new virtual environment from requirements.txt, then streamlit run."""
+    """What the Cloud does: a new virtual environment from requirements.txt, then streamlit run. The Cloud installs
+    with uv, which puts no pip in the environment and compiles no bytecode ahead; pip from outside the environment
+    (`--python`) with `--no-compile` does the same (the test took 17-19 s of processor time instead of 31 s)."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run(
-        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "-r", REPO / "requirements.txt"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet", "--no-compile"]
+    install = subprocess.run([*pip, "-r", REPO / "requirements.txt"], capture_output=True, text=True, timeout=1200)
     assert install.returncode == 0, install.stderr[-2000:]
     command = [venv / "bin" / "streamlit", "run", "streamlit_app.py", "--server.headless", "true"]
     url, server = launch_on_free_port(lambda port: [*command, "--server.port", str(port)], "/_stcore/health", cwd=REPO)
