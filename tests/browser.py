@@ -65,28 +65,34 @@ def free_port() -> int:
 
 def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 180, path: str = "/_stcore/health") -> None:
     """Wait until the server answers 200 on its health path (Streamlit's by default); fail early if it died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url}{path} did not answer 200 in {timeout:.0f} s")
+            return False
+
+    _wait_until(answers, process, timeout, f"{url}{path} did not answer 200")
 
 
 def wait_for_output(process: subprocess.Popen, text: str, timeout: float) -> None:
     """Wait until the server has printed `text` (a server started by `launch_server`); fail early if it died."""
     log: Path = process.log_path  # type: ignore[attr-defined]
+    _wait_until(lambda: text in log.read_text(errors="replace"), process, timeout, f"the server did not print {text!r}")
+
+
+def _wait_until(ready, process: subprocess.Popen, timeout: float, failure: str) -> None:
+    """Ask `ready()` every half second until it holds: a RuntimeError if the server exits first, a TimeoutError
+    saying `failure` after `timeout` s."""
     deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
+    while True:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server did not print {text!r} in {timeout:.0f} s")
+        if ready():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{failure} in {timeout:.0f} s")
         time.sleep(0.5)
 
 
