@@ -76,7 +76,7 @@ class SelfCheckError(PilahError):
 class ServeError(PilahError):
     """A server that cannot start: the Ray Serve replicas failed to load or check the model, or died starting."""
 
-    code = "serve"
+    code = "deploy_failed"
 
 
 class ExportError(UsageError):

@@ -93,7 +93,7 @@ def serve_on_ray(
         try:  # returns once every replica runs: the first answers requests before the others are up
             serve.run(app, name="pilah", route_prefix="/", blocking=False)
         except RuntimeError as error:  # a replica failed to load or check its model, or died while starting
-            raise ServeError(f"the replicas did not start: {error}", "deploy_failed") from error
+            raise ServeError(f"the replicas did not start: {error}") from error
         print(f"{READY_LINE}: {count} replicas running", flush=True)
         threading.Event().wait()  # until Ctrl-C or SIGTERM (the CLI turns it into KeyboardInterrupt)
     except KeyboardInterrupt:  # how a server is stopped: status 0, as `pilah serve` without Ray (uvicorn) ends
