@@ -275,11 +275,19 @@ def test_slow_inference_answers_504_and_the_server_drops_what_nobody_waits_for(m
         stop(process)
 
 
+SLOW_LINK_PIECE = 2048
+
+
 def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict]:
-    """Send bytes no HTTP client would: the status and the JSON body the server answers."""
+    """Send bytes no HTTP client would: the status and the JSON body the server answers. The body goes in pieces,
+    as over a slow link: the server answers a form it cannot parse before the rest has come, and must still read
+    it (a connection closed with unread bytes is reset, and the answer lost)."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(head + b"\r\nHost: pilah\r\nConnection: close\r\n\r\n" + body)
+        connection.sendall(head + b"\r\nHost: pilah\r\nConnection: close\r\n\r\n")
+        for start in range(0, len(body), SLOW_LINK_PIECE):
+            connection.sendall(body[start : start + SLOW_LINK_PIECE])
+            time.sleep(0.001)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import UploadFile
 
 from pilah.images import check_upload_size
 from pilah.serving.errors import ApiError, error_response
-from pilah.serving.settings import MAX_QUERY_BYTES
+from pilah.serving.settings import DRAIN_SECONDS, MAX_QUERY_BYTES
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:
@@ -18,7 +19,9 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
 
 class BodyLimit:
     """Refuse request bodies over the limit (413), and query strings no route needs (414), before they are parsed
-    or kept in memory."""
+    or kept in memory. An answer given before the body is read whole (a form that cannot be parsed) waits for the
+    rest of it, within the limit: a connection closed with unread bytes is reset, and the client, still sending or
+    not yet reading, loses the answer."""
 
     def __init__(self, app, limit_for) -> None:
         self.app, self.limit_for = app, limit_for
@@ -33,26 +36,33 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await error_response(body_too_large(limit))(scope, receive, send)
-        received, cut_off, answered = 0, False, False
+        received, cut_off, body_done, answered = 0, False, False, False
 
         async def counting_receive():
             """The body as it streams in; past the limit the app is told the client left, so it stops reading."""
-            nonlocal received, cut_off
-            if cut_off:
+            nonlocal received, cut_off, body_done
+            if cut_off or body_done:
                 return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if received > limit:
                 cut_off = True
                 return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message) -> None:
-            """The app's own answer to a cut-off body (a parse error) is replaced by the 413 below."""
+            """The app's own answer to a cut-off body (a parse error) is replaced by the 413 below; any other answer
+            goes out once the body is read."""
             nonlocal answered
-            if not cut_off:
-                answered = True
-                await send(message)
+            if cut_off and not answered:
+                return
+            if message["type"] == "http.response.start":
+                with anyio.move_on_after(DRAIN_SECONDS):  # a client that stops sending mid-body is not waited for
+                    while not (body_done or cut_off):
+                        await counting_receive()
+            answered = True
+            await send(message)
 
         try:
             await self.app(scope, counting_receive, guarded_send)

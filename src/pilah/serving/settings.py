@@ -10,6 +10,7 @@ from pilah.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, MEGABYTE
 
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the files of one request
 MAX_QUERY_BYTES = 4096  # a longer query string is no request of ours: 414 `query_too_long`
+DRAIN_SECONDS = 5.0  # how long an early answer (a form that cannot be parsed) waits for the rest of the body
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
