@@ -1,7 +1,9 @@
-"""ONNX files for tests: the int8 weights of an export, and real copies of the shipped export that answer wrong."""
+"""ONNX files for tests: the int8 weights of an export, real copies of the shipped export that answer wrong, and a
+minimal int8 file that answers wrong on processors without VNNI only."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -58,22 +60,53 @@ def int8_weights(model_file: Path) -> list[np.ndarray]:
     ]
 
 
-def full_int8_range(source: Path, target: Path) -> Path:
-    """The same dequantized weights stored at twice the integer value and half the scale, i.e. at int8's full
-    range, as an export without `reduce_range` stores them: ONNX Runtime's x86 kernels without VNNI saturate on
-    it (wrong answers), its VNNI kernels and its float path (`basic` optimisation) do not."""
-
-    def rescale(initializers, dequantize, dtype) -> None:
-        values, scale = (numpy_helper.to_array(initializers[dequantize.input[i]]) for i in (0, 1))
-        limits = np.iinfo(dtype)
-        doubled = np.clip(values.astype(np.int64) * 2, limits.min, limits.max).astype(dtype)
-        initializers[dequantize.input[0]].CopyFrom(numpy_helper.from_array(doubled, dequantize.input[0]))
-        initializers[dequantize.input[1]].CopyFrom(numpy_helper.from_array(scale / 2, dequantize.input[1]))
-
-    def change(model, initializers, producer):
-        for node, dequantize in list(_quantized_layers(model, initializers, producer)):
-            rescale(initializers, dequantize, np.int8)
-            if len(node.input) > 2 and node.input[2] in producer:  # the int32 bias shares the weight's scale
-                rescale(initializers, producer[node.input[2]], np.int32)
-
-    return _edit(source, target, change)
+def saturates_without_vnni(target: Path, classes: list[str], size: int = 32) -> Path:
+    """A minimal int8 classifier (one quantized MatMul over the pixels) that ONNX Runtime's x86 kernels without
+    VNNI get wrong and its float path (`basic` optimisation) and its VNNI kernels get right, as an export stored at
+    int8's full range (without `reduce_range`). Without VNNI the kernel sums two uint8 x int8 products in int16:
+    class 0's weights (127) overflow it on bright pixels (255 x 127 x 2 > 32,767) and are clipped to half, class
+    1's (64) never are; class 1's bias lies between the two, so every bright photo is class 0 computed exactly and
+    class 1 computed there. Its card has no reference answers yet."""
+    pixels = size * size * 3
+    gap = 0.001  # one unit of a product sum, in logits: the exact sums lie about 8 logits either side of class 1
+    pixel_scale = 0.02  # every pixel value over 5 is 255 once quantized: photos are bright to the kernel
+    weights = np.zeros((pixels, len(classes)), np.int8)
+    weights[:, 0], weights[:, 1] = 127, 64
+    bias = np.full(len(classes), -20.0, np.float32)
+    bias[0], bias[1] = 0.0, gap * 8064  # half-way between class 0 exact (32,385 a pair) and clipped (16,384)
+    constants = {
+        "shape": np.array([-1, pixels], np.int64),
+        "pixel_scale": np.array(pixel_scale, np.float32),
+        "pixel_zero": np.array(0, np.uint8),
+        "weights": weights,
+        "weight_scale": np.array(gap / (pixel_scale * pixels), np.float32),
+        "weight_zero": np.array(0, np.int8),
+        "score_scale": np.array(0.25, np.float32),
+        "score_zero": np.array(0, np.uint8),
+        "bias": bias,
+    }
+    node = onnx.helper.make_node
+    nodes = [
+        node("Reshape", ["images", "shape"], ["flat"]),
+        node("QuantizeLinear", ["flat", "pixel_scale", "pixel_zero"], ["flat_q"]),
+        node("DequantizeLinear", ["flat_q", "pixel_scale", "pixel_zero"], ["flat_dq"]),
+        node("DequantizeLinear", ["weights", "weight_scale", "weight_zero"], ["weights_dq"]),
+        node("MatMul", ["flat_dq", "weights_dq"], ["scores"]),  # with the Q/DQ pair after it: QLinearMatMul
+        node("QuantizeLinear", ["scores", "score_scale", "score_zero"], ["scores_q"]),
+        node("DequantizeLinear", ["scores_q", "score_scale", "score_zero"], ["scores_dq"]),
+        node("Add", ["scores_dq", "bias"], ["logits"]),
+        node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    float_tensor = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        nodes,
+        "saturates_without_vnni",
+        [float_tensor("images", onnx.TensorProto.FLOAT, ["batch", size, size, 3])],
+        [float_tensor("probabilities", onnx.TensorProto.FLOAT, ["batch", len(classes)])],
+        [numpy_helper.from_array(value, name) for name, value in constants.items()],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    card_path(target).write_text(json.dumps({"classes": classes, "name": "saturates-without-vnni"}))
+    return target
