@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 
-from pilah import __version__, guidance
+from pilah import __version__, guidance, interrupts
 from pilah.config import Config
 from pilah.errors import PilahError, UsageError
 from pilah.images import DEFAULT_MAX_PIXELS
@@ -772,14 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    interrupts.install()  # `kill` stops as cleanly as Ctrl-C
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from typing import Any
 
 import keras
 
+from pilah import interrupts
 from pilah.config import Config
 from pilah.data import scan as scanning
 from pilah.data import split as splitting
@@ -182,6 +183,18 @@ class RunRecorder(keras.callbacks.Callback):
         )
 
 
+class StopBetweenBatches(keras.callbacks.Callback):
+    """Raise a Ctrl-C or `kill` received during training before the next batch (`pilah.interrupts`): the epochs
+    saved so far stay as they are, and `pilah train --resume` goes on from them. A hook at a batch's start: one at
+    its end makes Keras wait for each batch's results (0.8 s more in a 3-epoch test run of 9 s, TensorFlow)."""
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        interrupts.raise_if_requested()
+
+    def on_test_batch_begin(self, batch, logs=None) -> None:
+        interrupts.raise_if_requested()
+
+
 class AssembledCheckpoint(keras.callbacks.Callback):
     """Save the complete model, the trained part copied into it, whenever the monitored metric improves (cached
     mode trains the part past the frozen trunk; data-parallel fit the part past the augmentation)."""
@@ -270,18 +283,19 @@ def fit(
     cfg, paths = run.config, run.paths
     stock = seed_callbacks(run, checkpoint)
     recorder = RunRecorder(paths, state, cfg.train.epochs, stock)
-    model.fit(
-        train_data or batches_for(run, "train", training=True, epoch=state.epochs_done),
-        validation_data=validation_batches(val_data or batches_for(run, "val")),
-        epochs=cfg.train.epochs,
-        initial_epoch=state.epochs_done,
-        callbacks=[*stock.values(), recorder],
-        class_weight=class_weights(run),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    state.finished = True
-    write_json(paths.state, dataclasses.asdict(state))
-    recorder.logger.info(f"finished after {state.epochs_done} epochs, {_duration(state.seconds)} of training")
+    with interrupts.raised_at_safe_points():
+        model.fit(
+            train_data or batches_for(run, "train", training=True, epoch=state.epochs_done),
+            validation_data=validation_batches(val_data or batches_for(run, "val")),
+            epochs=cfg.train.epochs,
+            initial_epoch=state.epochs_done,
+            callbacks=[*stock.values(), recorder, StopBetweenBatches()],
+            class_weight=class_weights(run),
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        state.finished = True
+        write_json(paths.state, dataclasses.asdict(state))
+        recorder.logger.info(f"finished after {state.epochs_done} epochs, {_duration(state.seconds)} of training")
     return state
 
 
