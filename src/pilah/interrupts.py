@@ -3,8 +3,8 @@
 A stop is recorded before it is raised as KeyboardInterrupt, because raised at an arbitrary point it can be lost:
 JAX registers a garbage-collection callback, and an exception raised inside one is only printed (measured: 30 of
 269 signals raised while JAX traced), and JAX's tracing turned 3 more into a ValueError. So while a model trains
-the stop is only recorded, and training raises it at the end of the running batch (`raise_if_requested`), where
-nothing is half-done.
+the stop is only recorded, and training raises it before its next batch (`raise_if_requested`), where nothing is
+half-done.
 """
 
 from __future__ import annotations

@@ -131,8 +131,8 @@ def test_without_avx512_the_default_model_is_right_and_a_saturating_file_falls_b
     card_path(shipped).write_text(json.dumps(card))
     reference = selfcheck.reference(Predictor(shipped, self_check=False), EXAMPLES)  # the answers here
     card_path(shipped).write_text(json.dumps(card | {"self_check": reference}))
-    # Its reference answers come from the float path here, exact on every processor (the fast path is exact here
-    # only if this processor has VNNI).
+    # The saturating file's reference answers come from its float path here, exact on every processor (its fast
+    # path is exact here only on a processor with VNNI).
     saturating = saturates_without_vnni(tmp_path / "saturating.onnx", card["classes"])
     exact = selfcheck.reference(CalibratedRuntime(OnnxRunner(saturating, "basic"), 1.0, False, None), EXAMPLES)
     card_path(saturating).write_text(json.dumps(json.loads(card_path(saturating).read_text()) | {"self_check": exact}))
