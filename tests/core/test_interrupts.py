@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 STOPPED_INSIDE_A_GC_CALLBACK = """
-    import gc, os, signal, sys
+    import contextlib, gc, os, signal, sys
     from pilah import interrupts
 
     interrupts.install()
@@ -20,10 +20,10 @@ STOPPED_INSIDE_A_GC_CALLBACK = """
                 pass
 
     gc.callbacks.append(collecting)
-    {held}
     try:
-        gc.collect()
-        print("went on", flush=True)
+        with {context}:
+            gc.collect()
+            print("went on", flush=True)
         interrupts.raise_if_requested()
     except KeyboardInterrupt:
         sys.exit(130)
@@ -31,8 +31,8 @@ STOPPED_INSIDE_A_GC_CALLBACK = """
 
 
 def run(signal: str, held: bool) -> subprocess.CompletedProcess:
-    hold = "interrupts._held.set()  # as during training" if held else ""
-    script = textwrap.dedent(STOPPED_INSIDE_A_GC_CALLBACK).format(signal=signal, held=hold)
+    context = "interrupts.raised_at_safe_points()" if held else "contextlib.nullcontext()"  # as `fit` does, or not
+    script = textwrap.dedent(STOPPED_INSIDE_A_GC_CALLBACK).format(signal=signal, context=context)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
 
 
